@@ -1,0 +1,250 @@
+"""Networks: a ``Sequential`` stack of modules with a cost, and the book's ``Network(sizes)`` shorthand."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from . import costs as costs_mod
+from .backend import as_dtype, rng as make_rng
+from .costs import Cost
+from .layers import activations
+from .layers.base import Module
+from .layers.dense import Dense
+from .validation import check_X, check_data
+
+#: Rows per chunk when evaluating a whole data set (bounds memory on MNIST-size data).
+EVAL_CHUNK = 10_000
+
+
+class Sequential:
+    """Modules applied in order, then a cost on the output.
+
+    >>> from netlearn import Sequential, Dense, Sigmoid
+    >>> net = Sequential([Dense(784, 30), Sigmoid(), Dense(30, 10), Sigmoid()], cost="cross-entropy")
+    """
+
+    def __init__(self, modules: Sequence[Module], cost: str | Cost = "cross-entropy", dtype: Any = None) -> None:
+        modules = list(modules)
+        if not modules or not all(isinstance(m, Module) for m in modules):
+            raise ValueError("The 'modules' parameter must be a non-empty list of netlearn modules "
+                             "(Dense, Sigmoid, ...).")
+        dense = [m for m in modules if isinstance(m, Dense)]
+        if not dense:
+            raise ValueError("A network needs at least one Dense layer.")
+        for a, b in zip(dense, dense[1:]):
+            if a.n_out != b.n_in:
+                raise ValueError(f"Mismatched layer sizes: {a!r} gives {a.n_out} outputs but the next layer "
+                                 f"{b!r} takes {b.n_in} inputs. Make each layer's n_in equal the previous n_out.")
+        self.modules = modules
+        self.cost = costs_mod.get(cost)
+        self.dtype = as_dtype(dtype)
+        for m in modules:
+            if m.params and m.params[0].dtype != self.dtype:
+                m.astype(self.dtype)
+        self.n_in = dense[0].n_in
+        self.n_out = dense[-1].n_out
+
+    # -- parameters --------------------------------------------------------
+    def parameters(self) -> list[np.ndarray]:
+        """Every parameter array, module by module."""
+        return [p for m in self.modules for p in m.params]
+
+    def gradients(self) -> list[np.ndarray]:
+        """The gradient buffers matching ``parameters()`` (filled by back-propagation)."""
+        return [g for m in self.modules for g in m.grads]
+
+    def decay_mask(self) -> list[bool]:
+        """For each parameter: does weight decay apply (weights yes, biases no)?"""
+        return [d for m in self.modules for d in m.decay]
+
+    def weights(self) -> list[np.ndarray]:
+        """The parameters that regularization penalizes."""
+        return [p for p, d in zip(self.parameters(), self.decay_mask()) if d]
+
+    def astype(self, dtype: Any) -> "Sequential":
+        """Cast the network to ``float32`` or ``float64`` in place (gradient checks use float64)."""
+        self.dtype = as_dtype(dtype)
+        for m in self.modules:
+            m.astype(self.dtype)
+        return self
+
+    def reset_parameters(self, seed: int | np.random.Generator | None = None) -> None:
+        """Redraw every parameter from its module's initializer."""
+        g = make_rng(seed)
+        for m in self.modules:
+            m.reset_parameters(g)
+
+    # -- forward and backward -------------------------------------------------
+    @property
+    def fused(self) -> bool:
+        """Is the last module the cost's natural output activation (so ``dC/dz = a - y``)?"""
+        last = self.modules[-1]
+        return isinstance(last, activations.Activation) and last.name == self.cost.natural
+
+    def forward(self, X: np.ndarray, train: bool = False) -> np.ndarray:
+        """Output activations for a batch (no input checks: see ``predict_proba``)."""
+        a = X
+        for m in self.modules:
+            a = m.forward(a, train)
+        return a
+
+    def backprop(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """Fill every module's ``grads`` with dC/dparam for the batch mean cost on targets ``Y``.
+
+        Forward in training mode, the output delta (fused when the pairing is
+        natural), then ``backward`` through the modules in reverse.  The first
+        module only needs its weight gradients, not dC/dX.
+        """
+        a = self.forward(X, train=True)
+        mods = self.modules
+        if self.fused:
+            delta = self.cost.delta_z(a, Y, out=mods[-1]._buffer("delta", a.shape, a.dtype))
+            mods = mods[:-1]
+        else:
+            delta = self.cost.delta(a, Y)
+        for m in reversed(mods[1:]):
+            delta = m.backward(delta)
+        first = mods[0]
+        if isinstance(first, Dense):
+            first.weight_grads(delta)
+        else:
+            first.backward(delta)
+
+    # -- evaluation ----------------------------------------------------------
+    def _outputs(self, X: np.ndarray, pre_activation: bool = False) -> Iterable[np.ndarray]:
+        mods = self.modules[:-1] if pre_activation else self.modules
+        for s in range(0, X.shape[0], EVAL_CHUNK):
+            a = X[s:s + EVAL_CHUNK]
+            for m in mods:
+                a = m.forward(a, False)
+            yield a
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """The network's output activations for inputs ``X`` of shape ``(n, n_in)``."""
+        X = check_X(X, self.n_in, self.dtype)
+        return np.concatenate(list(self._outputs(X)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels: the index of the most active output neuron for each row of ``X``."""
+        X = check_X(X, self.n_in, self.dtype)
+        return np.concatenate([np.argmax(a, axis=1) for a in self._outputs(X)])
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        return y if y.ndim == 2 else self.cost.targets(y, self.n_out, self.dtype)
+
+    def accuracy(self, data: tuple[Any, Any]) -> float:
+        """The fraction of examples whose predicted class is right (for targets: the argmax of the target)."""
+        X, y = check_data(data, self.n_in, self.n_out, self.dtype, name="data")
+        return self._accuracy(X, y)
+
+    def _accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
+        labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+        pred = np.concatenate([np.argmax(a, axis=1) for a in self._outputs(X)])
+        return float(np.count_nonzero(pred == labels)) / X.shape[0]
+
+    def total_cost(self, data: tuple[Any, Any], lmbda: float = 0.0, l1: float = 0.0, n: int | None = None) -> float:
+        """Mean cost on ``data`` plus the regularization terms (the book's ``total_cost``).
+
+        ``n`` is the size of the training set that scales ``lmbda`` (default ``len(data)``).
+        """
+        X, y = check_data(data, self.n_in, self.n_out, self.dtype, name="data")
+        return self._total_cost(X, y, lmbda, l1, n)
+
+    def _total_cost(self, X: np.ndarray, y: np.ndarray, lmbda: float = 0.0, l1: float = 0.0,
+                    n: int | None = None) -> float:
+        from .regularizers import L1, L2
+
+        fused = self.fused
+        total = 0.0
+        for s, out in zip(range(0, X.shape[0], EVAL_CHUNK), self._outputs(X, pre_activation=fused)):
+            Y = self._targets(y[s:s + EVAL_CHUNK])
+            c = self.cost.fn_z(out, Y) if fused else self.cost.fn(out, Y)
+            total += c * out.shape[0]
+        total /= X.shape[0]
+        n = X.shape[0] if n is None else n
+        if lmbda:
+            total += L2(lmbda).penalty(self.weights(), n)
+        if l1:
+            total += L1(l1).penalty(self.weights(), n)
+        return total
+
+    # -- training and saving --------------------------------------------------
+    def fit(self, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
+            evaluation_data=None, seed: int | None = None, **kwargs):
+        """Train by mini-batch stochastic gradient descent; see :func:`netlearn.training.fit`."""
+        from .training import fit
+
+        return fit(self, training_data, epochs, batch_size, eta, lmbda=lmbda,
+                   evaluation_data=evaluation_data, seed=seed, **kwargs)
+
+    def save(self, path, format: str = "netlearn") -> None:
+        """Write the network as JSON: netlearn's own format, or ``format="network2"`` for the book's."""
+        from .io import save
+
+        save(self, path, format=format)
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  {m!r}" for m in self.modules)
+        return f"{type(self).__name__}([\n{inner}\n], cost={self.cost.name!r})"
+
+
+class Network(Sequential):
+    """The book's network: ``Network([784, 30, 10])`` is Dense 784->30, sigmoid, Dense 30->10, sigmoid.
+
+    Parameters
+    ----------
+    sizes : list of int
+        Neurons per layer, input layer first.
+    activation : str or list of str
+        The hidden layers' neuron: one name for all, or one per hidden layer.
+    cost : str
+        ``cross-entropy`` (default), ``quadratic``, ``log-likelihood`` or ``hinge``.
+    init : str
+        ``default`` (weights N(0, 1/n_in)), ``large`` (N(0, 1)), ``glorot`` or ``he``.
+    output : str, optional
+        The last layer's activation; by default the one the texts pair with the
+        cost (cross-entropy and quadratic: sigmoid, log-likelihood: softmax,
+        hinge: identity).
+    seed : int, optional
+        Seeds the initialization only.
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str | Sequence[str] = "sigmoid",
+                 cost: str | Cost = "cross-entropy", init: str = "default", output: str | None = None,
+                 seed: int | None = None, dtype: Any = None) -> None:
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+            raise ValueError(f"The 'sizes' parameter must be a list of at least two layer sizes, e.g. "
+                             f"[784, 30, 10]. Got {sizes!r} instead.")
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+                raise ValueError(f"The 'sizes' parameter must hold positive integers. Got {list(sizes)!r}.")
+        sizes = [int(s) for s in sizes]
+        n_hidden = len(sizes) - 2
+        if isinstance(activation, str) or isinstance(activation, activations.Activation):
+            hidden = [activation] * n_hidden
+        else:
+            hidden = list(activation)
+            if len(hidden) != n_hidden:
+                raise ValueError(f"The 'activation' parameter must be one name or one per hidden layer "
+                                 f"({n_hidden} for sizes {sizes}). Got {len(hidden)} names: {hidden!r}.")
+        hidden_names = [activations.get(a).name for a in hidden]
+        cost_obj = costs_mod.get(cost)
+        out_name = activations.get(output if output is not None else costs_mod.DEFAULT_OUTPUT[cost_obj.name]).name
+        g = make_rng(seed)
+        dt = as_dtype(dtype)
+        modules: list[Module] = []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            modules.append(Dense(n_in, n_out, init=init, seed=g, dtype=dt))
+            modules.append(activations.get(hidden_names[i] if i < n_hidden else out_name))
+        super().__init__(modules, cost=cost_obj, dtype=dt)
+        self.sizes = sizes
+        self.activation = hidden_names[0] if len(set(hidden_names)) == 1 else hidden_names
+        if n_hidden == 0:
+            self.activation = "sigmoid" if isinstance(activation, (list, tuple)) else activations.get(activation).name
+        self.output = out_name
+        self.init = modules[0].init.name
+
+    def __repr__(self) -> str:
+        return (f"Network({self.sizes}, activation={self.activation!r}, cost={self.cost.name!r}, "
+                f"init={self.init!r}, output={self.output!r})")
