@@ -1,0 +1,86 @@
+"""Shared pieces of the command line: errors, parsers of option values, data loading."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+
+class UsageError(Exception):
+    """Bad options or unusable data: printed as one line, exit status 2."""
+
+
+def error_exit(message: str, status: int = 2) -> int:
+    print(f"netlearn: error: {message}", file=sys.stderr)
+    return status
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not np.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return v
+
+
+def layer_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 784,30,10, got {text!r}") from None
+    if len(sizes) < 2 or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected at least two positive layer sizes like 784,30,10, got {text!r}")
+    return sizes
+
+
+def name_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", choices=["mnist", "fashion-mnist"], default="mnist", help="data set (default: mnist)")
+    p.add_argument("--data-dir", metavar="ROOT", default=None,
+                   help="data root holding mnist/ and fashion-mnist/ (default: $NETLEARN_DATA, else the per-user cache)")
+
+
+def load_data(args):
+    """``(training, validation, test)`` for the options, or a UsageError."""
+    from ..data.mnist import DataError, load_dataset
+
+    try:
+        return load_dataset(args.data, args.data_dir)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None

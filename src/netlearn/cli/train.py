@@ -1,0 +1,131 @@
+"""``netlearn train``: build a network from options, train it, report and save."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .common import (UsageError, add_data_options, layer_sizes, load_data, name_list, nonneg_float,
+                     positive_float, positive_int)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a network (default: the book's [784,30,10] on MNIST)",
+                       description="Train a fully-connected network by mini-batch SGD and report per-epoch figures.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_options(p)
+    p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
+                   help="neurons per layer, input first")
+    p.add_argument("--activation", type=name_list, default=["sigmoid"], metavar="NAME[,NAME...]",
+                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer")
+    p.add_argument("--output", default=None, metavar="NAME",
+                   help="output activation (default: the cost's natural partner)")
+    p.add_argument("--cost", default="cross-entropy",
+                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"])
+    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
+                   help="weight initialization: default N(0,1/n_in), large N(0,1), glorot, he")
+    p.add_argument("--eta", type=positive_float, default=0.5, help="learning rate")
+    p.add_argument("--lmbda", type=nonneg_float, default=5.0, help="L2 regularization (the book's lambda)")
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--batch-size", type=positive_int, default=10)
+    p.add_argument("--seed", type=int, default=None, help="seed for initialization and shuffling")
+    p.add_argument("--eval", choices=["validation", "test"], default="validation",
+                   help="data monitored after each epoch")
+    p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                   help="train on the first N training images only")
+    p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
+                   help="figures to record each epoch: training_cost, training_accuracy, evaluation_cost, "
+                        "evaluation_accuracy (default: evaluation_accuracy)")
+    p.add_argument("--json", metavar="FILE", default=None, help="write the History as JSON")
+    p.add_argument("--save", metavar="FILE", default=None, help="save the trained network (netlearn JSON)")
+    p.add_argument("--save-format", choices=["netlearn", "network2"], default="netlearn",
+                   help="format for --save: netlearn's or the book's network2.py JSON")
+    p.add_argument("--plot", metavar="FILE.png", default=None, help="plot learning curves to a PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    p.set_defaults(func=run)
+
+
+FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
+
+
+def build_network(args):
+    from ..network import Network
+
+    activation = args.activation[0] if len(args.activation) == 1 else args.activation
+    try:
+        return Network(args.layers, activation=activation, cost=args.cost, init=args.init, output=args.output,
+                       seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def monitor_flags(args) -> dict:
+    figures = args.monitor if args.monitor is not None else ["evaluation_accuracy"]
+    unknown = [f for f in figures if f not in FIGURES]
+    if unknown:
+        raise UsageError(f"--monitor: unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}.")
+    return {f"monitor_{f}": f in figures for f in FIGURES}
+
+
+def select_data(args):
+    training, validation, test = load_data(args)
+    if args.train_size is not None:
+        if args.train_size > training[0].shape[0]:
+            raise UsageError(f"--train-size {args.train_size} is more than the {training[0].shape[0]} training images.")
+        training = (training[0][:args.train_size], training[1][:args.train_size])
+    evaluation = validation if args.eval == "validation" else test
+    return training, evaluation
+
+
+def check_outputs(args) -> None:
+    """Fail before training, not after, when an output file cannot be written."""
+    from pathlib import Path
+
+    for opt in ("json", "save", "plot"):
+        path = getattr(args, opt, None)
+        if path is not None:
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise UsageError(f"--{opt} {path}: the folder {parent} does not exist.")
+
+
+def run(args) -> int:
+    from ..training import DivergenceError
+
+    check_outputs(args)
+    flags = monitor_flags(args)
+    net = build_network(args)
+    training, evaluation = select_data(args)
+    if not args.quiet:
+        print(f"{net}\ntraining on {training[0].shape[0]} {args.data} images, evaluating on {args.eval} "
+              f"({evaluation[0].shape[0]}); eta={args.eta} lmbda={args.lmbda} batch={args.batch_size} "
+              f"epochs={args.epochs}", file=sys.stderr)
+    try:
+        history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
+                          evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
+                          progress=not args.quiet, **flags)
+        status = 0
+    except DivergenceError as exc:
+        print(f"netlearn: error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    write_outputs(args, net, history)
+    return status
+
+
+def write_outputs(args, net, history) -> None:
+    from ..io import atomic_write_text
+
+    if args.json:
+        atomic_write_text(args.json, json.dumps(history.to_dict(), indent=1))
+    if args.save:
+        net.save(args.save, format=args.save_format)
+    if args.plot:
+        from ..plot import plot_history
+
+        plot_history(history, args.plot, title=f"{net.sizes} eta={args.eta} lmbda={args.lmbda}")
+    if history.evaluation_accuracy:
+        best = max(history.evaluation_accuracy)
+        print(f"final {args.eval} accuracy {100 * history.evaluation_accuracy[-1]:.2f}% "
+              f"(best {100 * best:.2f}%)")
