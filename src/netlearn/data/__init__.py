@@ -5,15 +5,15 @@
   Keras' ``mnist.npz``), see :mod:`netlearn.data.mnist`;
 * :func:`load_mnist_pkl`, :func:`load_mnist_npz`: the same from one named file
   (:mod:`netlearn.data.formats`);
-* :func:`download`: fetch the IDX files from public mirrors (:mod:`netlearn.data.download`);
+* :func:`netlearn.data.download.download`: fetch the IDX files from public mirrors;
 * :mod:`netlearn.data.augment`: shifted, rotated, elastic and noisy copies
   (imported on first use, since it needs SciPy).
 """
-from .download import DownloadError, download
+from .download import DownloadError
 from .formats import UnsafePickleError, load_mnist_npz, load_mnist_pkl
 from .mnist import DataError, data_root, load_dataset, load_fashion_mnist, load_mnist, read_idx
 
-__all__ = ["DataError", "DownloadError", "UnsafePickleError", "data_root", "download", "load_dataset",
+__all__ = ["DataError", "DownloadError", "UnsafePickleError", "data_root", "load_dataset",
            "load_mnist", "load_fashion_mnist", "load_mnist_pkl", "load_mnist_npz", "read_idx", "augment"]
 
 

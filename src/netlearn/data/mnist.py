@@ -237,10 +237,11 @@ def load_dataset(dataset: str = "mnist", data_dir: str | os.PathLike | None = No
                         f"netlearn data download --data {dataset} --data-dir {root}")
     folder = root / DATASETS[dataset]
     if not explicit:
-        from . import download, formats
+        from .download import ensure
+        from .formats import alternatives
 
-        if not any(p.is_file() for p in formats.alternatives(folder, dataset)):
-            download.ensure(dataset, root)
+        if not any(p.is_file() for p in alternatives(folder, dataset)):
+            ensure(dataset, root)
     return _load_folder(folder, dataset)
 
 
