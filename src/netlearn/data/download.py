@@ -155,7 +155,10 @@ def fetch(urls: Sequence[str], dest: Path, md5: str, *, content_md5: str | None 
             os.replace(tmp, dest)
             return dest
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", None) or exc
+            if isinstance(exc, urllib.error.HTTPError):
+                reason = f"HTTP {exc.code} {exc.reason}"
+            else:
+                reason = getattr(exc, "reason", None) or exc
             if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError) and host:
                 unreachable.add(host)
             elif isinstance(exc, TimeoutError) and host:

@@ -29,12 +29,15 @@ import numpy as np
 from .mnist import N_CLASSES, DataError, split_training
 
 #: The names a pickled NumPy array may refer to: the array reconstructor under its NumPy 1
-#: (``numpy.core``) and NumPy 2 (``numpy._core``) homes, the array type and the dtype type.
+#: (``numpy.core``) and NumPy 2 (``numpy._core``) homes, the array type and the dtype type;
+#: and ``_codecs.encode``, with which Python 3 writes bytes into a protocol-2 pickle (allowed
+#: here only as ``encode(text, "latin1")``, which turns the text back into the same bytes).
 ALLOWED_GLOBALS = frozenset({
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("_codecs", "encode"),
 })
 
 
@@ -48,6 +51,14 @@ def _reconstruct():
 
 class UnsafePickleError(DataError, pickle.UnpicklingError):
     """A pickle asked for a global that is not on :data:`ALLOWED_GLOBALS`; nothing was executed."""
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode`` narrowed to what pickled bytes need: ``str -> bytes`` by latin-1."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise UnsafePickleError(f"a pickle called _codecs.encode with {type(text).__name__}, {encoding!r}, "
+                                f"{errors!r}; only latin-1 text is accepted.")
+    return text.encode("latin1")
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -68,6 +79,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) in ALLOWED_GLOBALS:
             if name == "_reconstruct":
                 return _reconstruct()
+            if name == "encode":
+                return _latin1_encode
             return getattr(np, name)
         raise UnsafePickleError(
             f"{self.source} refers to {module}.{name}, which netlearn refuses to load: only NumPy arrays "
