@@ -29,24 +29,30 @@ import numpy as np
 from .mnist import N_CLASSES, DataError, split_training
 
 #: The names a pickled NumPy array may refer to: the array reconstructor under its NumPy 1
-#: (``numpy.core``) and NumPy 2 (``numpy._core``) homes, the array type and the dtype type;
+#: (``numpy.core``) and NumPy 2 (``numpy._core``) homes, the array type and the dtype type,
+#: ``_frombuffer`` (how NumPy rebuilds an array from a protocol-5 pickle's raw buffer);
 #: and ``_codecs.encode``, with which Python 3 writes bytes into a protocol-2 pickle (allowed
 #: here only as ``encode(text, "latin1")``, which turns the text back into the same bytes).
 ALLOWED_GLOBALS = frozenset({
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("_codecs", "encode"),
 })
 
 
-def _reconstruct():
+def _numpy_function(name: str):
+    """NumPy's own ``_reconstruct`` / ``_frombuffer``, from wherever this NumPy keeps them."""
+    import importlib
+
+    home = {"_reconstruct": "multiarray", "_frombuffer": "numeric"}[name]
     try:
-        from numpy._core.multiarray import _reconstruct as f
+        return getattr(importlib.import_module(f"numpy._core.{home}"), name)
     except ImportError:  # pragma: no cover - NumPy 1.x
-        from numpy.core.multiarray import _reconstruct as f
-    return f
+        return getattr(importlib.import_module(f"numpy.core.{home}"), name)
 
 
 class UnsafePickleError(DataError, pickle.UnpicklingError):
@@ -77,8 +83,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):  # noqa: D401 - pickle's API
         if (module, name) in ALLOWED_GLOBALS:
-            if name == "_reconstruct":
-                return _reconstruct()
+            if name in ("_reconstruct", "_frombuffer"):
+                return _numpy_function(name)
             if name == "encode":
                 return _latin1_encode
             return getattr(np, name)
