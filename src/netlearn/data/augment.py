@@ -20,7 +20,7 @@ random draw comes from ``seed``, so the same seed gives the same images.
 The geometric distortions are one resampling each: an output pixel ``(r, c)``
 takes the input's value at the source point ``(r, c) + d(r, c)``, read by
 bilinear interpolation (:func:`scipy.ndimage.map_coordinates`, order 1,
-black outside the image).  For a rotation by ``theta`` about the centre,
+black beyond the edges).  For a rotation by ``theta`` about the centre,
 ``d`` is the rotation of the pixel grid; for an elastic distortion ``d`` is a
 random field ``alpha * G_sigma * U(-1, 1)``: uniform noise per pixel and
 direction, smoothed by a Gaussian of width ``sigma`` (which makes it locally
@@ -173,7 +173,10 @@ def distort(X: np.ndarray, *, rotate_degrees: float = 0.0, elastic_alpha: float 
                 field = ndimage.gaussian_filter(field, sigma=(0, 0, elastic_sigma, elastic_sigma), mode="constant")
                 coords[1:] += np.float32(elastic_alpha) * field
             # Axis 0 (which image) gets whole-number coordinates, so order-1 interpolation never mixes images.
-            warped = ndimage.map_coordinates(src, coords, order=1, mode="constant", cval=0.0, output=np.float32)
+            # "grid-constant": black beyond the edge, but still interpolated up to it, so a border pixel
+            # displaced by a hair keeps (almost) its value instead of turning black as in "constant".
+            warped = ndimage.map_coordinates(src, coords, order=1, mode="grid-constant", cval=0.0,
+                                             output=np.float32)
         dst = out[s:e].reshape(m, rows, cols)
         dst[...] = warped
         if noise_sigma:
