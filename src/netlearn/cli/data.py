@@ -100,7 +100,8 @@ def run_info(args) -> int:
         for s in statuses:
             where = s.path.name if s.path is not None else s.name + "[.gz]"
             mark = "ok " if s.ok else ("-- " if s.path is None else "BAD")
-            print(f"  {mark} {where}: {s.detail}")
+            detail = s.detail[len(str(s.path)):].lstrip() if s.path and s.detail.startswith(str(s.path)) else s.detail
+            print(f"  {mark} {where}: {detail}")
             broken += s.path is not None and not s.ok
         for alt in formats.alternatives(folder, name):
             if alt.is_file():
