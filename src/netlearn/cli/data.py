@@ -47,20 +47,19 @@ def _no_action(parser) -> int:
 
 
 def _root_and_origin(data_dir):
-    import os
-
+    """The data root and where it came from: ``--data-dir``, ``$NETLEARN_DATA`` or the per-user cache."""
     from ..data.mnist import data_root
 
     root, explicit = data_root(data_dir)
     origin = "--data-dir" if data_dir is not None else ("$NETLEARN_DATA" if explicit else "per-user cache")
-    return root, origin, explicit and os.environ.get("NETLEARN_DATA") is not None and data_dir is None
+    return root, origin
 
 
 def run_download(args) -> int:
     from ..data.download import download
     from ..data.mnist import DATASETS, DataError
 
-    root, origin, _ = _root_and_origin(args.data_dir)
+    root, _ = _root_and_origin(args.data_dir)
     names = list(DATASETS) if args.data == "all" else [args.data]
     for name in names:
         try:
@@ -81,7 +80,7 @@ def run_info(args) -> int:
     from ..data import formats
     from ..data.mnist import DATASETS, inspect_folder
 
-    root, origin, _ = _root_and_origin(args.data_dir)
+    root, origin = _root_and_origin(args.data_dir)
     exists = root.is_dir()
     print(f"data root: {root}  ({origin}{'' if exists else ', does not exist'})")
     if not exists:
