@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from . import augmentation
 from .common import (UsageError, add_data_options, layer_sizes, load_data, name_list, nonneg_float,
                      positive_float, positive_int)
 
@@ -42,6 +43,7 @@ def register(sub) -> None:
                    help="format for --save: netlearn's or the book's network2.py JSON")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="plot learning curves to a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    augmentation.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -96,6 +98,7 @@ def run(args) -> int:
     flags = monitor_flags(args)
     net = build_network(args)
     training, evaluation = select_data(args)
+    training = augmentation.expand_training(args, training)
     if not args.quiet:
         print(f"{net}\ntraining on {training[0].shape[0]} {args.data} images, evaluating on {args.eval} "
               f"({evaluation[0].shape[0]}); eta={args.eta} lmbda={args.lmbda} batch={args.batch_size} "
@@ -103,7 +106,7 @@ def run(args) -> int:
     try:
         history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
                           evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
-                          progress=not args.quiet, **flags)
+                          progress=not args.quiet, callbacks=augmentation.callbacks(args), **flags)
         status = 0
     except DivergenceError as exc:
         print(f"netlearn: error: {exc}", file=sys.stderr)

@@ -10,21 +10,35 @@ folder; MNIST lives in ``<root>/mnist/``, Fashion-MNIST in
 ``<root>/fashion-mnist/``, each as the four IDX files, gzipped or not.  Local
 files are checked by structure (magic number, dimensions, counts, length),
 not by gzip checksum, because redistributors recompress.
+
+When a folder lacks the IDX files, two other common packagings are read
+instead (see :mod:`netlearn.data.formats`): the book's ``mnist.pkl.gz``
+(MNIST only) and the Keras-style ``<dataset>.npz``.
+
+The IDX format (LeCun's): a 4-byte magic number ``0 0 T D`` -- ``T`` the
+element type (``0x08`` unsigned byte, ...), ``D`` the number of dimensions --
+then ``D`` big-endian 32-bit sizes, then the elements in C order.  Image files
+are ``(n, rows, cols)`` unsigned bytes, label files ``(n,)``.
 """
 from __future__ import annotations
 
 import gzip
 import os
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 #: The IDX files of each data set: (train images, train labels, test images, test labels).
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+#: Data set name -> folder under the data root.
 DATASETS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
 N_TRAIN, N_VALIDATION = 50_000, 10_000
+N_CLASSES = 10
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_REDOWNLOAD = "Delete it and download it again (netlearn data download)."
 
 
 class DataError(ValueError):
@@ -54,28 +68,34 @@ def _open(path: Path):
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (gzipped or raw), checking its magic number, dimensions and length."""
+    """Read one IDX file (gzipped or raw), checking its magic number, dimensions and length.
+
+    Returns a read-only array of the file's type and shape.  Anything that is
+    not exactly one well-formed IDX file (a bad gzip stream, a truncated or
+    over-long body, a wrong magic number) raises :class:`DataError` naming the
+    file; no partially read array is ever returned.
+    """
     path = Path(path)
     try:
         with _open(path) as f:
             raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path} cannot be read as an IDX file: {exc}. Delete it and download it again "
-                        f"(netlearn data download).") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        # gzip.BadGzipFile is an OSError; a truncated gzip stream is an EOFError.
+        raise DataError(f"{path} cannot be read as an IDX file: {exc or type(exc).__name__}. {_REDOWNLOAD}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'none'}). "
-                        "Delete it and download it again (netlearn data download).")
+        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'none'}; "
+                        f"expected 0000 then a type byte and a dimension count). {_REDOWNLOAD}")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataError(f"{path} is truncated: its header is incomplete.")
+        raise DataError(f"{path} is truncated: its header is incomplete. {_REDOWNLOAD}")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims)) * dtype.itemsize
+    expected = header + int(np.prod(dims, dtype=object)) * dtype.itemsize
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "longer than its header says"
         raise DataError(f"{path} is {what}: {len(raw)} bytes for dimensions {dims} (expected {expected}). "
-                        "Delete it and download it again (netlearn data download).")
+                        f"{_REDOWNLOAD}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
@@ -89,8 +109,23 @@ def find_file(folder: Path, stem: str) -> Path | None:
 
 
 def _missing_message(dataset: str, folder: Path, missing: list[str]) -> str:
+    alt = " (or the book's mnist.pkl.gz, or mnist.npz)" if dataset == "mnist" else f" (or {dataset}.npz)"
     return (f"{dataset} files missing from {folder}: {', '.join(m + '[.gz]' for m in missing)}. "
-            f"Download them with: netlearn data download --data {dataset} --data-dir {folder.parent}")
+            f"Download them with: netlearn data download --data {dataset} --data-dir {folder.parent}  "
+            f"-- or put the four IDX files{alt} into {folder}.")
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, pimg: Path, plab: Path, dataset: str) -> None:
+    """Images ``(n, rows, cols)`` and labels ``(n,)`` of unsigned bytes, equally many, labels 0-9."""
+    for p, a, want in ((pimg, images, 3), (plab, labels, 1)):
+        if a.ndim != want or a.dtype != np.uint8:
+            raise DataError(f"{p} holds a {a.ndim}-D {a.dtype} array; expected {want}-D unsigned bytes "
+                            f"({'images' if want == 3 else 'labels'}). Is it the right file?")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{pimg.name} has {images.shape[0]} images but {plab.name} has {labels.shape[0]} labels; "
+                        f"they must be equally many. One of them is from another data set or damaged.")
+    if labels.size and labels.max() >= N_CLASSES:
+        raise DataError(f"{plab} holds label {int(labels.max())}; {dataset} labels are 0-{N_CLASSES - 1}.")
 
 
 def load_idx_set(folder: Path, dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -99,20 +134,63 @@ def load_idx_set(folder: Path, dataset: str = "mnist") -> tuple[np.ndarray, np.n
     missing = [stem for stem, p in zip(FILES, paths) if p is None]
     if missing:
         raise DataError(_missing_message(dataset, folder, missing))
-    arrays = [read_idx(p) for p in paths]
-    for p, a, want in zip(paths, arrays, (3, 1, 3, 1)):
-        if a.ndim != want or a.dtype != np.uint8:
-            raise DataError(f"{p} holds a {a.ndim}-D {a.dtype} array; expected {want}-D unsigned bytes "
-                            f"({'images' if want == 3 else 'labels'}).")
-    tr_x, tr_y, te_x, te_y = arrays
-    for x, y, px, py in ((tr_x, tr_y, paths[0], paths[1]), (te_x, te_y, paths[2], paths[3])):
-        if x.shape[0] != y.shape[0]:
-            raise DataError(f"{px.name} has {x.shape[0]} images but {py.name} has {y.shape[0]} labels.")
-        if y.size and y.max() > 9:
-            raise DataError(f"{py} holds label {int(y.max())}; {dataset} labels are 0-9.")
+    tr_x, tr_y, te_x, te_y = (read_idx(p) for p in paths)
+    _check_pair(tr_x, tr_y, paths[0], paths[1], dataset)
+    _check_pair(te_x, te_y, paths[2], paths[3], dataset)
     if tr_x.shape[1:] != te_x.shape[1:]:
-        raise DataError(f"training images are {tr_x.shape[1:]} but test images are {te_x.shape[1:]}.")
+        raise DataError(f"training images ({paths[0].name}) are {tr_x.shape[1:]} but test images "
+                        f"({paths[2].name}) are {te_x.shape[1:]}; both must have the same size.")
     return tr_x, tr_y, te_x, te_y
+
+
+@dataclass
+class FileStatus:
+    """What :func:`inspect_folder` found for one file: its path (None if missing) and a verdict."""
+
+    name: str
+    path: Path | None
+    ok: bool
+    detail: str
+
+
+def inspect_folder(folder: Path, dataset: str = "mnist") -> list[FileStatus]:
+    """Check each IDX file of ``folder`` by structure, without stopping at the first problem.
+
+    Used by ``netlearn data info``.  Each file gets ``ok`` and a one-line
+    detail ("60000 images 28x28", "missing", or the reason it is unusable);
+    image/label count mismatches are reported on the label file.
+    """
+    out: list[FileStatus] = []
+    arrays: dict[str, np.ndarray] = {}
+    for stem in FILES:
+        p = find_file(folder, stem)
+        if p is None:
+            out.append(FileStatus(stem, None, False, "missing"))
+            continue
+        try:
+            a = read_idx(p)
+        except DataError as exc:
+            out.append(FileStatus(stem, p, False, str(exc)))
+            continue
+        arrays[stem] = a
+        kind = "images" if "images" in stem else "labels"
+        want = 3 if kind == "images" else 1
+        if a.ndim != want or a.dtype != np.uint8:
+            out.append(FileStatus(stem, p, False, f"holds a {a.ndim}-D {a.dtype} array, not {kind}"))
+        elif kind == "images":
+            out.append(FileStatus(stem, p, True, f"{a.shape[0]} images {a.shape[1]}x{a.shape[2]}"))
+        else:
+            out.append(FileStatus(stem, p, True, f"{a.shape[0]} labels"))
+    for i in (0, 2):  # pair images with labels
+        img, lab = arrays.get(FILES[i]), arrays.get(FILES[i + 1])
+        st = out[i + 1]
+        if img is None or lab is None or not (out[i].ok and st.ok):
+            continue
+        try:
+            _check_pair(img, lab, out[i].path, st.path, dataset)
+        except DataError as exc:
+            out[i + 1] = FileStatus(st.name, st.path, False, str(exc))
+    return out
 
 
 def _to_xy(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +199,36 @@ def _to_xy(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return X, labels.astype(np.int64)
 
 
+def split_training(X: np.ndarray, y: np.ndarray, where: object):
+    """The book's split of the 60,000 training pairs: the last 10,000 become the validation set."""
+    if X.shape[0] <= N_VALIDATION:
+        raise DataError(f"{where} has only {X.shape[0]} training images; the book's split needs more than "
+                        f"{N_VALIDATION} (the last {N_VALIDATION} become the validation set).")
+    n_train = X.shape[0] - N_VALIDATION
+    return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
+
+
+def _load_folder(folder: Path, dataset: str):
+    """IDX files if all four are there, else the book's pickle or an npz, else a missing-files error."""
+    from . import formats
+
+    have_idx = all(find_file(folder, stem) is not None for stem in FILES)
+    if not have_idx:
+        for path in formats.alternatives(folder, dataset):
+            if path.is_file():
+                return formats.load_path(path)
+    tr_x, tr_y, te_x, te_y = load_idx_set(folder, dataset)
+    training, validation = split_training(*_to_xy(tr_x, tr_y), folder)
+    return training, validation, _to_xy(te_x, te_y)
+
+
 def load_dataset(dataset: str = "mnist", data_dir: str | os.PathLike | None = None):
-    """``(training, validation, test)`` for ``dataset`` from the data root (see the module's docstring)."""
+    """``(training, validation, test)`` for ``dataset`` from the data root (see the module's docstring).
+
+    Only the per-user cache is filled automatically (by downloading); an
+    explicit root (``data_dir`` or ``$NETLEARN_DATA``) must exist and hold
+    the files, else :class:`DataError` says what is missing and how to get it.
+    """
     if dataset not in DATASETS:
         raise DataError(f"The 'dataset' parameter must be one of {sorted(DATASETS)}. Got {dataset!r} instead.")
     root, explicit = data_root(data_dir)
@@ -131,28 +237,23 @@ def load_dataset(dataset: str = "mnist", data_dir: str | os.PathLike | None = No
                         f"netlearn data download --data {dataset} --data-dir {root}")
     folder = root / DATASETS[dataset]
     if not explicit:
-        from . import download
+        from .download import ensure
+        from .formats import alternatives
 
-        download.ensure(dataset, root)
-    tr_x, tr_y, te_x, te_y = load_idx_set(folder, dataset)
-    if tr_x.shape[0] <= N_VALIDATION:
-        raise DataError(f"{folder} has only {tr_x.shape[0]} training images; the book's split needs more than "
-                        f"{N_VALIDATION}.")
-    X, y = _to_xy(tr_x, tr_y)
-    n_train = X.shape[0] - N_VALIDATION
-    training = (X[:n_train], y[:n_train])
-    validation = (X[n_train:], y[n_train:])
-    return training, validation, _to_xy(te_x, te_y)
+        if not any(p.is_file() for p in alternatives(folder, dataset)):
+            ensure(dataset, root)
+    return _load_folder(folder, dataset)
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None):
     """MNIST as ``(training, validation, test)``: 50,000 / 10,000 / 10,000 pairs ``(X, y)``.
 
     ``X`` is float32 ``(n, 784)`` in [0, 1]; ``y`` holds integer labels 0-9.
+    The files come from ``<root>/mnist/`` (see :func:`data_root`).
     """
     return load_dataset("mnist", data_dir)
 
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None = None):
-    """Fashion-MNIST, with the same shapes and split as :func:`load_mnist`."""
+    """Fashion-MNIST (Zalando's clothing images, labels 0-9), with the same shapes and split as :func:`load_mnist`."""
     return load_dataset("fashion-mnist", data_dir)
