@@ -111,9 +111,16 @@ def pct(x: float | None) -> str:
 
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A plain-text table with right-aligned columns (numbers) and a rule under the header."""
+    """A plain-text table, columns of numbers right-aligned, text left-aligned, a rule under the header."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    right = [all(_numeric(r[i]) for r in cells[1:]) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(r, widths, right)).rstrip()
+             for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join("   " + line for line in lines)
+
+
+def _numeric(cell: str) -> bool:
+    """Does a table cell read as a number (``95.12%``, ``0.4``, ``12.3s``, ``[784,30,10]``)? Then right-align it."""
+    return bool(cell) and (cell[0].isdigit() or cell[0] in "-.[") and cell != "-" * len(cell) or cell == "-"
