@@ -1,4 +1,18 @@
-"""Learning curves: cost and accuracy per epoch, training and evaluation, as a PNG."""
+"""Plots as PNG: learning curves of a training run and the book's chapter-3 figures.
+
+``plot_history`` draws what ``netlearn train --plot`` shows (cost and
+accuracy per epoch, training and evaluation).  The other functions draw the
+figures of the book's scripts for ``netlearn reproduce``: the overfitting
+panels with their epoch ranges (``plot_overfitting``, ``plot_curve``,
+``plot_accuracy_comparison``), training cost for several learning rates
+(``plot_multiple_eta``), default against large weight initialization
+(``plot_weight_init``) and accuracy against training set size, linear, log
+or beside an SVM (``plot_more_data``).
+
+Every function draws on a bare ``matplotlib.figure.Figure`` (no pyplot, no
+GUI backend, no global state) and writes through :func:`save_figure`, which
+replaces the file atomically.
+"""
 from __future__ import annotations
 
 import os
