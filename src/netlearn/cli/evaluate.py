@@ -1,20 +1,18 @@
 """``netlearn evaluate MODEL``: accuracy and cost of a saved network on one split of the data."""
 from __future__ import annotations
 
-import argparse
-
 from .common import UsageError, add_data_options, load_data
 
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy and cost of a saved model on a data split",
                        description="Load a network saved by 'netlearn train --save' (or the book's network2.py "
-                                   "JSON) and report its accuracy and mean cost on a split of the data.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "JSON) and report its accuracy and mean cost on a split of the data.")
     p.add_argument("model", metavar="MODEL", help="model file (netlearn or network2 JSON)")
     add_data_options(p)
     p.add_argument("--split", choices=["validation", "test", "training"], default="test",
-                   help="which split to evaluate on (the book's: training 50,000, validation 10,000, test 10,000)")
+                   help="which split to evaluate on (default: test; the book's split: training 50,000, validation "
+                        "10,000, test 10,000)")
     p.set_defaults(func=run)
 
 

@@ -9,7 +9,6 @@ white), resized to 28x28 when they are not (with a note), and scaled to
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -26,8 +25,7 @@ def register(sub) -> None:
                        description="Print the class a saved network predicts for each image. IMAGE is an IDX "
                                    "image file (gzipped or not; all images or --index) or a PNG (grayscale "
                                    "28x28, other sizes are resized with a note). MNIST digits are white on black: "
-                                   "use --invert for dark digits on a light background.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "use --invert for dark digits on a light background.")
     p.add_argument("model", metavar="MODEL", help="model file (netlearn or network2 JSON)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="IDX image file(s) or PNG file(s)")
     p.add_argument("--index", metavar="N|START:STOP", default=None,
