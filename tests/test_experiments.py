@@ -133,7 +133,7 @@ def test_more_data_without_sklearn_says_so(monkeypatch, tmp_path):
     lines = []
     (summary,) = experiments.run("more-data", out=tmp_path, quick=True, data=data, log=lines.append)
     assert any("scikit-learn is not installed" in line for line in lines)
-    assert "no SVM" in summary.headline
+    assert "scikit-learn is not installed" in summary.headline
     assert not (tmp_path / "more-data" / "more_data_comparison.png").exists()
     assert json.loads((tmp_path / "more-data" / "more-data.json").read_text())["svm"] == []
 
@@ -200,3 +200,11 @@ def test_book_plots(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
     with pytest.raises(ValueError, match="'kind'"):
         plot.plot_more_data(sizes, [0.6, 0.8, 0.9], tmp_path / "x.png", kind="cubic")
+
+
+def test_more_data_no_svm(data_root, tmp_path, capsys):
+    assert main(["reproduce", "more-data", "--quick", "--no-svm", "--data-dir", str(data_root),
+                 "--out", str(tmp_path)]) == 0
+    assert "--no-svm" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "more-data" / "more-data.json").read_text())
+    assert doc["svm"] == [] and "--no-svm" in doc["svm_note"]

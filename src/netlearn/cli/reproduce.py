@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a shortened run (fewer epochs and sizes) that checks the pipeline in seconds; "
                         "its figures are not the book's")
+    p.add_argument("--no-svm", dest="svm", action="store_false",
+                   help="skip the SVM beside the network in more-data (most of that experiment's time)")
     p.add_argument("--verbose", action="store_true", help="print one line per training epoch")
     p.set_defaults(func=run, data="mnist")
 
@@ -44,7 +46,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     try:
         summaries = run_experiment(args.name, out=args.out, seed=args.seed, quick=args.quick, data=data,
-                                   verbose=args.verbose, log=lambda s: print(s, flush=True))
+                                   verbose=args.verbose, svm=args.svm, log=lambda s: print(s, flush=True))
     except ExperimentError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

@@ -53,7 +53,7 @@ def _module(name: str):
 
 def run(name: str, out: str | os.PathLike = "netlearn-results", data_dir: str | os.PathLike | None = None,
         seed: int = BOOK_SEED, quick: bool = False, data=None, log: Callable[[str], None] = print,
-        verbose: bool = False) -> list[Summary]:
+        verbose: bool = False, svm: bool = True) -> list[Summary]:
     """Run experiment ``name`` (or ``"all"``), writing into ``out/NAME/``; return one Summary per experiment.
 
     ``data`` is ``(training, validation, test)`` as from
@@ -61,6 +61,7 @@ def run(name: str, out: str | os.PathLike = "netlearn-results", data_dir: str | 
     ``data_dir`` (else ``$NETLEARN_DATA``, else the per-user cache).
     ``seed`` (the book's 12345678 by default) seeds every network's
     initialization and shuffling.  ``verbose`` prints one line per epoch.
+    ``svm=False`` skips more-data's SVM comparison (its slowest part).
     """
     names = list(EXPERIMENTS) if name == "all" else [name]
     modules = [_module(n) for n in names]
@@ -75,7 +76,8 @@ def run(name: str, out: str | os.PathLike = "netlearn-results", data_dir: str | 
     for n, mod in zip(names, modules):
         folder = root / n
         folder.mkdir(parents=True, exist_ok=True)
-        ctx = Context(name=n, data=data, out=folder, seed=seed, quick=quick, log=log, verbose=verbose)
+        ctx = Context(name=n, data=data, out=folder, seed=seed, quick=quick, log=log, verbose=verbose,
+                      svm=svm)
         log(f"== {n}: {mod.DESCRIPTION}{'  [quick]' if quick else ''}")
         t0 = time.perf_counter()
         summary = mod.run(ctx)

@@ -19,7 +19,7 @@ class ExperimentError(ValueError):
 
 @dataclass
 class Context:
-    """Everything an experiment needs: the data, where to write, the seed, quick mode and a printer."""
+    """Everything an experiment needs: the data, where to write, the seed, quick mode, a printer, options."""
 
     name: str
     data: tuple  # (training, validation, test), each (X, y)
@@ -28,6 +28,8 @@ class Context:
     quick: bool = False
     log: Callable[[str], None] = print
     verbose: bool = False
+    #: Run the SVM beside the network in more-data (needs scikit-learn).
+    svm: bool = True
 
     @property
     def training(self):
