@@ -1,8 +1,9 @@
 """Overfitting on the full training set: all 50,000 images, 30 epochs, no regularization.
 
 The book's ``overfitting_full.png``: with 50 times more data the gap between
-training and test accuracy shrinks to a few percent (the book: about 97%
-training vs 95% test) -- more training data is one of the best cures for
+training and test accuracy shrinks to a few percent (the book: 97.92% on the
+training data against 95.33% on the test data, a 2.53% gap where 1,000 images
+left 17.73%) -- more training data is one of the best cures for
 overfitting.  Large initialization, eta 0.5, test data monitored.
 """
 from __future__ import annotations
