@@ -51,9 +51,8 @@ FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_
 
 
 def build_network(args):
-    from ..network import Network
-
     from ..layers import activations
+    from ..network import Network
 
     activation = args.activation[0] if len(args.activation) == 1 else args.activation
     if args.output is not None:
