@@ -309,3 +309,17 @@ def test_predict_errors(model, data_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["predict", str(model)])  # no IMAGE
     assert exc.value.code == 2
+
+
+def test_outputs_have_ordinary_permissions(data_root, tmp_path):
+    """Atomic writes must not leave the 0600 mode of a temporary file on --json, --save and --plot outputs."""
+    import os
+
+    files = [tmp_path / name for name in ("h.json", "net.json", "curves.png")]
+    assert main(["train", "--data-dir", str(data_root), "--epochs", "1", "--quiet", "--json", str(files[0]),
+                 "--save", str(files[1]), "--plot", str(files[2])]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files)  # no temporary left over

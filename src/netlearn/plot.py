@@ -46,14 +46,15 @@ def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Save a matplotlib figure as PNG via a temporary file and a rename."""
-    import tempfile
     from pathlib import Path
 
+    from .io import temporary_file
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    fd, tmp = temporary_file(path, ".png")
     try:
-        fig.savefig(tmp, format="png")
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
