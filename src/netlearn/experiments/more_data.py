@@ -116,5 +116,5 @@ def run(ctx: Context) -> Summary:
                      pct(s["validation_accuracy"]) if s else "-", f"{s['seconds']:.1f}s" if s else "-"])
     ctx.log(format_table(["size", "epochs", "lmbda", "network", "time", "SVM", "SVM time"], rows))
     headline = f"validation accuracy at {sizes[-1]} images: network {pct(accs[-1])}"
-    headline += f", SVM {pct(svms[-1]['validation_accuracy'])}" if svms else f" ({svm_note})"
+    headline += f", SVM {pct(svms[-1]['validation_accuracy'])}" if svms else f"; {svm_note}"
     return Summary(ctx.name, headline, files)
