@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,28 @@ class ModelFileError(ValueError):
     """A model file that cannot be read: not JSON, or not a netlearn / network2 model."""
 
 
+def temporary_file(path: Path, suffix: str) -> tuple[int, str]:
+    """Create a fresh temporary file beside ``path``: ``(fd, name)``.
+
+    Unlike ``tempfile.mkstemp`` (always mode 0600) it is created with mode
+    0666 less the umask, so that after the rename the result has the
+    permissions of any other file the user writes.
+    """
+    for _ in range(100):
+        tmp = os.path.join(path.parent or ".", f".{path.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Cannot create a temporary file beside {path}.")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise ValueError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_file(path, ".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

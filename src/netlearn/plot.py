@@ -1,4 +1,18 @@
-"""Learning curves: cost and accuracy per epoch, training and evaluation, as a PNG."""
+"""Plots as PNG: learning curves of a training run and the book's chapter-3 figures.
+
+``plot_history`` draws what ``netlearn train --plot`` shows (cost and
+accuracy per epoch, training and evaluation).  The other functions draw the
+figures of the book's scripts for ``netlearn reproduce``: the overfitting
+panels with their epoch ranges (``plot_overfitting``, ``plot_curve``,
+``plot_accuracy_comparison``), training cost for several learning rates
+(``plot_multiple_eta``), default against large weight initialization
+(``plot_weight_init``) and accuracy against training set size, linear, log
+or beside an SVM (``plot_more_data``).
+
+Every function draws on a bare ``matplotlib.figure.Figure`` (no pyplot, no
+GUI backend, no global state) and writes through :func:`save_figure`, which
+replaces the file atomically.
+"""
 from __future__ import annotations
 
 import os
@@ -32,16 +46,200 @@ def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Save a matplotlib figure as PNG via a temporary file and a rename."""
-    import tempfile
     from pathlib import Path
 
+    from .io import temporary_file
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    fd, tmp = temporary_file(path, ".png")
     try:
-        fig.savefig(tmp, format="png")
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# ---------------------------------------------------------------------------
+# The book's figures (chapter 3).  Each function draws one PNG the way the
+# book's scripts (overfitting.py, multiple_eta.py, weight_initialization.py,
+# more_data.py) draw theirs, on a bare Figure, and saves it atomically.
+# Accuracies are fractions in [0, 1] as in History and are drawn in percent.
+# ---------------------------------------------------------------------------
+
+#: The book's colours: blue, yellow and orange (multiple_eta.py's COLORS).
+BOOK_COLORS = ("#2A6EA6", "#FFCD33", "#FF7033")
+
+
+def _epochs_axis(ax, values, xmin: int, xmax: int | None, percent: bool, color: str, label: str | None = None):
+    """Plot ``values`` (epoch 1 is ``values[0]``) over epochs ``xmin`` .. ``xmax`` (inclusive, 0 = from the start)."""
+    n = len(values)
+    xmax = n if xmax is None else min(xmax, n)
+    first = max(xmin, 1)
+    xs = list(range(first, xmax + 1))
+    ys = [(100 * v if percent else v) for v in values[first - 1:xmax]]
+    ax.plot(xs, ys, color=color, label=label)
+    ax.set_xlim(xmin, max(xmax, xmin + 1))
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("Epoch")
+
+
+def plot_curve(values, path: str | os.PathLike, title: str, ylabel: str = "", xmin: int = 0,
+               xmax: int | None = None, percent: bool = False, color: str = BOOK_COLORS[0]) -> None:
+    """One figure per epoch, e.g. the training cost from epoch 200 to 400 (the book's ``overfitting1.png``).
+
+    ``values[i]`` is the figure after epoch ``i + 1``; ``xmin`` and ``xmax``
+    choose the epochs shown (the book starts its training-cost and
+    test-accuracy plots at epoch 200 to show the plateau).  ``percent`` draws
+    accuracies (fractions) as percentages.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
+    _epochs_axis(ax, values, xmin, xmax, percent, color)
+    ax.set_title(title)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_overfitting(history, path: str | os.PathLike, title: str = "", training_cost_xmin: int = 200,
+                     test_accuracy_xmin: int = 200, test_cost_xmin: int = 0, training_accuracy_xmin: int = 0,
+                     evaluation_name: str = "test") -> None:
+    """The book's four overfitting plots on one 2x2 PNG (overfitting.py's ``make_plots``).
+
+    Top left the training cost from ``training_cost_xmin``, top right the
+    accuracy on the evaluation (test) data from ``test_accuracy_xmin``, bottom
+    left the test cost, bottom right the training accuracy.  Read together
+    they show the chapter's point: the training cost keeps falling while test
+    accuracy stops improving and test cost rises -- the network memorizes the
+    training data instead of learning to generalize.  An ``xmin`` beyond the
+    last epoch falls back to 0, so short runs still show their whole curve.
+    """
+    from matplotlib.figure import Figure
+
+    n = history.epochs
+    panels = (
+        (history.training_cost, training_cost_xmin, False, "Cost on the training data"),
+        (history.evaluation_accuracy, test_accuracy_xmin, True, f"Accuracy (%) on the {evaluation_name} data"),
+        (history.evaluation_cost, test_cost_xmin, False, f"Cost on the {evaluation_name} data"),
+        (history.training_accuracy, training_accuracy_xmin, True, "Accuracy (%) on the training data"),
+    )
+    fig = Figure(figsize=(11, 8), dpi=100)
+    axes = fig.subplots(2, 2).ravel()
+    for ax, (values, xmin, percent, label) in zip(axes, panels):
+        if not values:
+            ax.text(0.5, 0.5, f"{label}: not monitored", ha="center", va="center", transform=ax.transAxes)
+            continue
+        _epochs_axis(ax, values, xmin if xmin < n else 0, None, percent, BOOK_COLORS[0])
+        ax.set_title(label)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_accuracy_comparison(history, path: str | os.PathLike, title: str = "", xmin: int = 0,
+                             evaluation_name: str = "test") -> None:
+    """Training and evaluation accuracy on one axis (the book's ``overfitting_full.png`` style).
+
+    The gap between the two curves is the overfitting: accuracy on data the
+    network has seen minus accuracy on data it has not.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
+    n = history.epochs
+    xmin = xmin if xmin < n else 0
+    if history.evaluation_accuracy:
+        _epochs_axis(ax, history.evaluation_accuracy, xmin, None, True, BOOK_COLORS[0],
+                     f"Accuracy on the {evaluation_name} data")
+    if history.training_accuracy:
+        _epochs_axis(ax, history.training_accuracy, xmin, None, True, BOOK_COLORS[2],
+                     "Accuracy on the training data")
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_title(title)
+    if ax.lines:
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_multiple_eta(histories, etas, path: str | os.PathLike, title: str = "") -> None:
+    """Training cost per epoch for several learning rates (the book's ``multiple_eta.png``).
+
+    Too small an ``eta`` crawls, a good one falls fast, too large a one
+    overshoots and oscillates: the picture behind choosing ``eta`` as the
+    largest value for which the training cost still decreases in the first
+    few epochs.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
+    for i, (h, eta) in enumerate(zip(histories, etas)):
+        color = BOOK_COLORS[i % len(BOOK_COLORS)]
+        _epochs_axis(ax, h.training_cost, 0, None, False, color, f"$\\eta$ = {eta:g}")
+    ax.set_ylabel("Cost")
+    ax.set_title(title or "Training cost for several learning rates")
+    if ax.lines:
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_weight_init(default_accuracy, large_accuracy, path: str | os.PathLike, title: str = "") -> None:
+    """Validation accuracy per epoch from the default N(0, 1/n_in) and the large N(0, 1) weights.
+
+    The book's ``weight_initialization_30.png`` / ``_100.png``: with the
+    large initialization many hidden neurons start saturated, so learning
+    starts slowly; the default one starts ahead and both end near the same
+    accuracy.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
+    _epochs_axis(ax, large_accuracy, 0, None, True, BOOK_COLORS[2], "Old-style (large) weight initialization")
+    _epochs_axis(ax, default_accuracy, 0, None, True, BOOK_COLORS[0], "New-style (default) weight initialization")
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_title(title or "Classification accuracy")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_more_data(sizes, accuracies, path: str | os.PathLike, kind: str = "linear", svm_accuracies=None,
+                   title: str = "") -> None:
+    """Accuracy against training set size (the book's ``more_data*.png``).
+
+    ``kind`` is ``"linear"`` (``more_data.png``), ``"log"``
+    (``more_data_log.png``: a log x axis, where the curve looks close to a
+    straight line still climbing at 50,000) or ``"combined"``
+    (``more_data_comparison.png``: the network beside an SVM on the same
+    sizes, log x axis; needs ``svm_accuracies``).  Accuracies are fractions.
+    """
+    from matplotlib.figure import Figure
+
+    if kind not in ("linear", "log", "combined"):
+        raise ValueError(f"The 'kind' parameter must be 'linear', 'log' or 'combined'. Got {kind!r} instead.")
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.subplots()
+    ax.plot(sizes, [100 * a for a in accuracies], color=BOOK_COLORS[0], marker="o", label="Neural network accuracy")
+    if kind == "combined" and svm_accuracies:
+        ax.plot(sizes[:len(svm_accuracies)], [100 * a for a in svm_accuracies], color=BOOK_COLORS[2], marker="o",
+                label="SVM accuracy")
+        ax.legend(loc="lower right")
+    if kind != "linear":
+        ax.set_xscale("log")
+    ax.set_xlabel("Training set size")
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_title(title or "Accuracy (%) on the validation data")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -71,9 +71,12 @@ def name_list(text: str) -> list[str]:
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", choices=["mnist", "fashion-mnist"], default="mnist", help="data set (default: mnist)")
+    # '%(default)' in a help text stops ArgumentDefaultsHelpFormatter from appending "(default: ...)" again;
+    # '%(default).0s' prints nothing, for a default (None) that the text explains better.
+    p.add_argument("--data", choices=["mnist", "fashion-mnist"], default="mnist", help="data set (default: %(default)s)")
     p.add_argument("--data-dir", metavar="ROOT", default=None,
-                   help="data root holding mnist/ and fashion-mnist/ (default: $NETLEARN_DATA, else the per-user cache)")
+                   help="data root holding mnist/ and fashion-mnist/ (default: $NETLEARN_DATA, else the per-user "
+                        "cache)%(default).0s")
 
 
 def load_data(args):

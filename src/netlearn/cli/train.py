@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from . import augmentation
 from .common import (UsageError, add_data_options, layer_sizes, load_data, name_list, nonneg_float,
                      positive_float, positive_int)
@@ -51,9 +53,15 @@ FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_
 
 
 def build_network(args):
+    from ..layers import activations
     from ..network import Network
 
     activation = args.activation[0] if len(args.activation) == 1 else args.activation
+    if args.output is not None:
+        try:
+            activations.get(args.output)
+        except ValueError:
+            raise UsageError(f"--output {args.output}: choose one of {', '.join(sorted(activations.ACTIVATIONS))}.") from None
     try:
         return Network(args.layers, activation=activation, cost=args.cost, init=args.init, output=args.output,
                        seed=args.seed)
@@ -76,6 +84,11 @@ def select_data(args):
             raise UsageError(f"--train-size {args.train_size} is more than the {training[0].shape[0]} training images.")
         training = (training[0][:args.train_size], training[1][:args.train_size])
     evaluation = validation if args.eval == "validation" else test
+    n_pixels, n_classes = training[0].shape[1], int(max(training[1].max(), evaluation[1].max())) + 1
+    if args.layers[0] != n_pixels or args.layers[-1] < n_classes:
+        raise UsageError(f"--layers {','.join(map(str, args.layers))}: {args.data} images have {n_pixels} pixels and "
+                         f"{n_classes} classes, so the first layer must be {n_pixels} and the last at least "
+                         f"{n_classes} (e.g. --layers {n_pixels},30,{n_classes}).")
     return training, evaluation
 
 
@@ -104,9 +117,10 @@ def run(args) -> int:
               f"({evaluation[0].shape[0]}); eta={args.eta} lmbda={args.lmbda} batch={args.batch_size} "
               f"epochs={args.epochs}", file=sys.stderr)
     try:
-        history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
-                          evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
-                          progress=not args.quiet, callbacks=augmentation.callbacks(args), **flags)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+            history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
+                              evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
+                              progress=not args.quiet, callbacks=augmentation.callbacks(args), **flags)
         status = 0
     except DivergenceError as exc:
         print(f"netlearn: error: {exc}", file=sys.stderr)

@@ -1,0 +1,128 @@
+"""What every experiment shares: the run context, one training run, results JSON and tables."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+#: The seed the book's figure scripts use (``random.seed(12345678)``).
+BOOK_SEED = 12345678
+
+
+class ExperimentError(ValueError):
+    """An experiment that cannot run as asked (unknown name, output folder unusable, too little data)."""
+
+
+@dataclass
+class Context:
+    """Everything an experiment needs: the data, where to write, the seed, quick mode, a printer, options."""
+
+    name: str
+    data: tuple  # (training, validation, test), each (X, y)
+    out: Path
+    seed: int = BOOK_SEED
+    quick: bool = False
+    log: Callable[[str], None] = print
+    verbose: bool = False
+    #: Run the SVM beside the network in more-data (needs scikit-learn).
+    svm: bool = True
+
+    @property
+    def training(self):
+        return self.data[0]
+
+    @property
+    def validation(self):
+        return self.data[1]
+
+    @property
+    def test(self):
+        return self.data[2]
+
+    def first(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``n`` training images (all of them, with a note, when fewer are available)."""
+        X, y = self.training
+        if n > X.shape[0]:
+            self.log(f"   note: asked for {n} training images but only {X.shape[0]} are available; using them all")
+            n = X.shape[0]
+        return X[:n], y[:n]
+
+
+@dataclass
+class Summary:
+    """An experiment's headline figure (for the README table), its wall time and the files it wrote."""
+
+    name: str
+    headline: str
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train(ctx: Context, sizes: list[int], init: str, training_data, epochs: int, eta: float, lmbda: float,
+          evaluation_data=None, **monitor: bool):
+    """Train a fresh cross-entropy ``Network(sizes, init=init)`` as the book's scripts do; return (net, History).
+
+    The network's initialization and the shuffling are both seeded with
+    ``ctx.seed``, mini-batches are 10 (the book's choice throughout chapter
+    3), and ``monitor`` holds fit's ``monitor_*`` flags.
+    """
+    from ..network import Network
+
+    net = Network(sizes, cost="cross-entropy", init=init, seed=ctx.seed)
+    history = net.fit(training_data, epochs, 10, eta, lmbda=lmbda, evaluation_data=evaluation_data,
+                      seed=ctx.seed, verbose=ctx.verbose, **monitor)
+    return net, history
+
+
+def run_record(label: str, settings: dict, history, seconds: float) -> dict:
+    """One run's entry in the results JSON: its label, settings, wall time and per-epoch History."""
+    return {"label": label, "settings": settings, "seconds": round(seconds, 3), "history": history.to_dict()}
+
+
+def write_results(ctx: Context, payload: dict) -> Path:
+    """Write ``ctx.out/NAME.json`` atomically with the experiment's name, seed and mode added."""
+    from .. import __version__
+    from ..io import atomic_write_text
+
+    doc = {"experiment": ctx.name, "seed": ctx.seed, "quick": ctx.quick, "netlearn": __version__, **payload}
+    path = ctx.out / f"{ctx.name}.json"
+    atomic_write_text(path, json.dumps(doc, indent=1, default=_jsonable))
+    return path
+
+
+def _jsonable(o: Any):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def timed(fn, *args, **kwargs):
+    """``(result, seconds)`` of ``fn(*args, **kwargs)``."""
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t0
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with two decimals, or '-' when missing."""
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def format_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text table, columns of numbers right-aligned, text left-aligned, a rule under the header."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    right = [all(_numeric(r[i]) for r in cells[1:]) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(r, widths, right)).rstrip()
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join("   " + line for line in lines)
+
+
+def _numeric(cell: str) -> bool:
+    """Does a table cell read as a number (``95.12%``, ``0.4``, ``12.3s``, ``[784,30,10]``)? Then right-align it."""
+    return bool(cell) and (cell[0].isdigit() or cell[0] in "-.[") and cell != "-" * len(cell) or cell == "-"
