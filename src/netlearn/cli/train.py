@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from . import techniques
 from .common import (UsageError, add_data_options, layer_sizes, load_data, name_list, nonneg_float,
                      positive_float, positive_int)
 
@@ -42,6 +43,7 @@ def register(sub) -> None:
                    help="format for --save: netlearn's or the book's network2.py JSON")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="plot learning curves to a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+    techniques.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -54,7 +56,7 @@ def build_network(args):
     activation = args.activation[0] if len(args.activation) == 1 else args.activation
     try:
         return Network(args.layers, activation=activation, cost=args.cost, init=args.init, output=args.output,
-                       seed=args.seed)
+                       seed=args.seed, **techniques.network_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -93,7 +95,8 @@ def run(args) -> int:
     from ..training import DivergenceError
 
     check_outputs(args)
-    flags = monitor_flags(args)
+    techniques.check(args)
+    flags = techniques.extend_monitor(args, monitor_flags(args))
     net = build_network(args)
     training, evaluation = select_data(args)
     if not args.quiet:
@@ -101,9 +104,12 @@ def run(args) -> int:
               f"({evaluation[0].shape[0]}); eta={args.eta} lmbda={args.lmbda} batch={args.batch_size} "
               f"epochs={args.epochs}", file=sys.stderr)
     try:
-        history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
-                          evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
-                          progress=not args.quiet, **flags)
+        if args.optimizer in techniques.SECOND_ORDER:
+            history = techniques.train_second_order(args, net, training, evaluation, flags)
+        else:
+            history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
+                              evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
+                              progress=not args.quiet, **flags, **techniques.fit_kwargs(args))
         status = 0
     except DivergenceError as exc:
         print(f"netlearn: error: {exc}", file=sys.stderr)
@@ -129,3 +135,5 @@ def write_outputs(args, net, history) -> None:
         best = max(history.evaluation_accuracy)
         print(f"final {args.eval} accuracy {100 * history.evaluation_accuracy[-1]:.2f}% "
               f"(best {100 * best:.2f}%)")
+    if history.best_epoch is not None:
+        print(f"kept the weights of epoch {history.best_epoch} of {history.epochs}")
