@@ -232,11 +232,12 @@ def newton(net, training_data, iterations: int = 10, eta: float = 1.0, damping: 
 
     ``H`` is the exact Hessian of the total cost (:func:`hessian`).  Away
     from a minimum a network's Hessian is usually indefinite, where a Newton
-    step can climb; so the damping ``mu`` is adapted as in Levenberg-Marquardt:
-    raised ten-fold until ``H + mu I`` is positive definite (a Cholesky
-    factor exists, so the step is a descent direction) and the step lowers
-    the cost, lowered ten-fold (not below ``damping``) after each success.
-    Large ``mu`` turns the step into gradient descent with rate ``eta/mu``.
+    step can climb.  So ``mu`` is at least ``1.1 |lambda_min(H)|`` when ``H``
+    has a negative eigenvalue (then ``H + mu I`` is positive definite and the
+    step a descent direction), at least ``damping``, and, as in
+    Levenberg-Marquardt, raised ten-fold while a step would raise the cost
+    (the adaptive part shrinks ten-fold after each success).  Large ``mu``
+    turns the step into gradient descent with rate ``eta/mu``.
 
     Parameters
     ----------
@@ -253,7 +254,7 @@ def newton(net, training_data, iterations: int = 10, eta: float = 1.0, damping: 
     Returns a :class:`History` (``eta`` per step; the damping actually used
     at each step is in the extra list ``history.damping``).
     """
-    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
     from .optimizers import _check_positive
 
@@ -277,30 +278,32 @@ def newton(net, training_data, iterations: int = 10, eta: float = 1.0, damping: 
                         monitor_evaluation_accuracy, verbose)
         used: list[float] = []
         w = get_flat(net)
-        mu = damping
+        extra = 0.0  # Levenberg-Marquardt's adaptive part of the damping
         cost = obj.cost(w)
         for _ in range(iterations):
             g = obj.grad(w)
             H = hessian(obj, w, h)
-            I = np.eye(P)
-            floor = max(1e-12, 1e-12 * float(np.abs(np.diag(H)).max()))
+            # the least shift that makes H + mu I positive definite: -lambda_min, with a margin
+            lam = eigh(H, eigvals_only=True, subset_by_index=[0, 0])[0]
+            shift = 1.1 * -lam + 1e-10 * max(1.0, float(np.abs(np.diag(H)).max())) if lam <= 0 else 0.0
             for _attempt in range(40):
+                mu = max(damping, shift, extra)
                 try:
-                    factor = cho_factor(H + mu * I, lower=True)
-                except LinAlgError:      # H + mu I not positive definite: more damping
-                    mu = max(mu * 10, floor)
+                    factor = cho_factor(H + mu * np.eye(P), lower=True)
+                except LinAlgError:
+                    extra = max(10 * mu, 1e-8)
                     continue
                 trial = w - eta * cho_solve(factor, g)
                 trial_cost = obj.cost(trial)
                 if np.isfinite(trial_cost) and trial_cost <= cost:
                     break
-                mu = max(mu * 10, floor)  # the step climbed: shorten it towards gradient descent
+                extra = max(10 * mu, 1e-8)  # the step climbed: shorten it towards gradient descent
             else:
                 trial, trial_cost = w, cost
             w, cost = trial, trial_cost
-            used.append(mu)
+            used.append(float(mu))
             rec.record(w, cost=cost, eta=eta)
-            mu = max(damping, mu / 10)  # trust the quadratic model more after a successful step
+            extra /= 10  # trust the quadratic model more after a successful step
         set_flat(net, w)
         rec.history.damping = used  # type: ignore[attr-defined]
     finally:
