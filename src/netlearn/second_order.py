@@ -25,7 +25,7 @@ BatchNorm) are refused: a line search needs a deterministic ``C(w)``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
