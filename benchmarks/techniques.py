@@ -185,6 +185,9 @@ def main(argv=None) -> int:
     print(f"{'experiment':<18} {'setting':<46} {'result':<44} {'train':>8}")
     for name in names:
         EXPERIMENTS[name](tr, va, te)
+    print("\n| experiment | setting | result | training time |\n|---|---|---|---|")
+    for r in ROWS:
+        print(f"| {r['experiment']} | {r['setting']} | {r['result']} | {r['train_s']:.0f} s |")
     print(f"\nheadline (run separately): {HEADLINE}")
     if args.json:
         with open(args.json, "w") as f:
