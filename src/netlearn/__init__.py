@@ -5,18 +5,21 @@
 >>> net = netlearn.Network([784, 30, 10])
 >>> history = net.fit(training, 30, 10, 0.5, lmbda=5.0, evaluation_data=validation)
 """
-from . import costs, data, init, optimizers
+from . import callbacks, costs, data, init, optimizers, schedules, second_order
 from .costs import CrossEntropyCost, HingeCost, LogLikelihoodCost, QuadraticCost
 from .io import ModelFileError, load
-from .layers import Dense, Identity, Module, ReLU, Sigmoid, Softmax, Step, Tanh
+from .callbacks import Checkpoint, EarlyStopping
+from .layers import BatchNorm, Dense, Dropout, GaussianNoise, Identity, Module, ReLU, Sigmoid, Softmax, Step, Tanh
 from .network import Network, Sequential
-from .regularizers import L1, L2
+from .regularizers import L1, L2, MaxNorm
 from .training import Callback, DivergenceError, History
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Network", "Sequential", "Module", "Dense", "Sigmoid", "Tanh", "ReLU", "Identity", "Softmax", "Step",
-    "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2",
-    "History", "Callback", "DivergenceError", "ModelFileError", "load", "costs", "data", "init", "optimizers",
+    "Dropout", "BatchNorm", "GaussianNoise",
+    "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2", "MaxNorm",
+    "History", "Callback", "EarlyStopping", "Checkpoint", "DivergenceError", "ModelFileError", "load", "costs", "data",
+    "init", "optimizers", "schedules", "second_order", "callbacks",
 ]

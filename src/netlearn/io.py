@@ -17,6 +17,7 @@ Writes are atomic: a temporary file in the same folder, then a rename.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import secrets
@@ -88,7 +89,8 @@ def to_dict(net: Sequential) -> dict:
     d: dict[str, Any] = {"format": "netlearn", "version": FORMAT_VERSION, "cost": net.cost.name,
                          "dtype": net.dtype.name, "modules": mods}
     if isinstance(net, Network):
-        d["network"] = {"sizes": net.sizes, "activation": net.activation, "output": net.output, "init": net.init}
+        d["network"] = {"sizes": net.sizes, "activation": net.activation, "output": net.output, "init": net.init,
+                        **{k: v for k, v in net.options().items() if v}}
     return d
 
 
@@ -149,7 +151,7 @@ def from_dict(d: dict) -> Sequential:
             if cls is None:
                 raise ModelFileError(f"module {i} has unknown type {spec.get('type')!r}; known: {sorted(MODULES)}.")
             cfg = dict(spec.get("config", {}))
-            if cls is Dense:
+            if "dtype" in inspect.signature(cls).parameters:
                 cfg["dtype"] = dtype
             m = cls(**cfg)
             params = spec.get("params", [])
@@ -166,6 +168,9 @@ def from_dict(d: dict) -> Sequential:
             Sequential.__init__(net, mods, cost=d["cost"], dtype=dtype)
             net.sizes, net.activation = list(net_info["sizes"]), net_info["activation"]
             net.output, net.init = net_info["output"], net_info["init"]
+            net.dropout = float(net_info.get("dropout", 0.0))
+            net.batch_norm = bool(net_info.get("batch_norm", False))
+            net.input_noise = float(net_info.get("input_noise", 0.0))
             return net
         return Sequential(mods, cost=d["cost"], dtype=dtype)
     except ModelFileError:

@@ -208,11 +208,22 @@ class Network(Sequential):
         hinge: identity).
     seed : int, optional
         Seeds the initialization only.
+    dropout : float
+        Inverted dropout with this drop probability on every hidden layer's
+        output (after its activation); ``0`` (default) adds none.
+    batch_norm : bool
+        Insert :class:`BatchNorm` after every hidden ``Dense``, before its activation.
+    input_noise : float
+        Gaussian noise of this standard deviation added to the inputs during training.
     """
 
     def __init__(self, sizes: Sequence[int], activation: str | Sequence[str] = "sigmoid",
                  cost: str | Cost = "cross-entropy", init: str = "default", output: str | None = None,
-                 seed: int | None = None, dtype: Any = None) -> None:
+                 seed: int | None = None, dtype: Any = None, *, dropout: float = 0.0, batch_norm: bool = False,
+                 input_noise: float = 0.0) -> None:
+        from .layers import BatchNorm, Dropout, GaussianNoise
+        from .layers.dropout import check_probability
+
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise ValueError(f"The 'sizes' parameter must be a list of at least two layer sizes, e.g. "
                              f"[784, 30, 10]. Got {sizes!r} instead.")
@@ -233,18 +244,35 @@ class Network(Sequential):
         out_name = activations.get(output if output is not None else costs_mod.DEFAULT_OUTPUT[cost_obj.name]).name
         g = make_rng(seed)
         dt = as_dtype(dtype)
+        dropout = check_probability("dropout", dropout)
+        if not isinstance(batch_norm, (bool, np.bool_)):
+            raise ValueError(f"The 'batch_norm' parameter must be True or False. Got {batch_norm!r} instead.")
         modules: list[Module] = []
+        if input_noise:
+            modules.append(GaussianNoise(input_noise))
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             modules.append(Dense(n_in, n_out, init=init, seed=g, dtype=dt))
+            if i < n_hidden and batch_norm:
+                modules.append(BatchNorm(n_out, dtype=dt))
             modules.append(activations.get(hidden_names[i] if i < n_hidden else out_name))
+            if i < n_hidden and dropout:
+                modules.append(Dropout(dropout))
         super().__init__(modules, cost=cost_obj, dtype=dt)
+        self.dropout, self.batch_norm = dropout, bool(batch_norm)
+        self.input_noise = float(input_noise)
         self.sizes = sizes
         self.activation = hidden_names[0] if len(set(hidden_names)) == 1 else hidden_names
         if n_hidden == 0:
             self.activation = "sigmoid" if isinstance(activation, (list, tuple)) else activations.get(activation).name
         self.output = out_name
-        self.init = modules[0].init.name
+        self.init = next(m for m in modules if isinstance(m, Dense)).init.name
+
+    def options(self) -> dict:
+        """The regularization modules' shorthand options (``dropout``, ``batch_norm``, ``input_noise``)."""
+        return {"dropout": getattr(self, "dropout", 0.0), "batch_norm": getattr(self, "batch_norm", False),
+                "input_noise": getattr(self, "input_noise", 0.0)}
 
     def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.options().items() if v)
         return (f"Network({self.sizes}, activation={self.activation!r}, cost={self.cost.name!r}, "
-                f"init={self.init!r}, output={self.output!r})")
+                f"init={self.init!r}, output={self.output!r}{extra})")

@@ -5,6 +5,10 @@
 * L1 (eq. 95): ``C = C0 + (lmbda / n) sum_w |w|``; update
   ``w -> w - (eta lmbda / n) sgn(w) - eta dC0/dw``.
 
+* Max-norm (Srebro & Shraibman 2005; Srivastava et al. 2014): no penalty,
+  but after each step every neuron's incoming weight vector (a column of
+  ``W``) is projected onto ``||w_j||_2 <= c``.
+
 Biases are not penalized.  ``penalty`` gives the term added to the total
 cost; ``transform`` gives the optimizer link that adds its gradient.
 """
@@ -14,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .optimizers import GradientTransformation, _check_positive, add_decayed_weights, add_l1
+from .optimizers import GradientTransformation, _check_positive, add_decayed_weights, add_l1, constrain_max_norm
 
 
 class L2:
@@ -47,3 +51,19 @@ class L1:
 
     def __repr__(self) -> str:
         return f"L1(lmbda={self.lmbda})"
+
+
+class MaxNorm:
+    """Max-norm constraint ``||w_j||_2 <= c`` on each neuron's incoming weights (a hard constraint, no cost term)."""
+
+    def __init__(self, c: float) -> None:
+        self.c = _check_positive("max_norm", c)
+
+    def penalty(self, weights: Iterable[np.ndarray], n: int) -> float:
+        return 0.0
+
+    def transform(self, n: int | None = None) -> GradientTransformation:
+        return constrain_max_norm(self.c)
+
+    def __repr__(self) -> str:
+        return f"MaxNorm(c={self.c})"

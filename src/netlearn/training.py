@@ -14,6 +14,7 @@ import numpy as np
 
 from . import optimizers
 from .backend import rng as make_rng
+from .layers.base import Stochastic
 from .regularizers import L1, L2
 from .validation import check_data, check_int
 
@@ -72,10 +73,34 @@ class TrainingState:
     stop_reason: str = ""
     #: Functions called after every mini-batch with its size (progress bars); empty in the fast path.
     batch_hooks: list = field(default_factory=list)
+    #: The figures that the Monitor records (names from History.FIGURES).
+    monitored: tuple = ()
+    batch_size: int = 0
+    seed: Any = None
+    #: The shuffling generator and the permutation it shuffles in place each epoch (checkpoints save both).
+    shuffle_rng: np.random.Generator | None = None
+    order: np.ndarray | None = None
+    #: The generator of dropout masks and input noise (None when the network has no random modules).
+    noise_rng: np.random.Generator | None = None
+    #: Every callback of the run, in the order they are called.
+    callbacks: list = field(default_factory=list)
 
 
 class Callback:
-    """Hooks called by the training loop; override what you need."""
+    """Hooks called by the training loop; override what you need.
+
+    A callback with state that a resumed run needs (a schedule's counters,
+    early stopping's best weights) returns it from ``state_dict`` (plain
+    values and arrays) and takes it back in ``load_state_dict``; checkpoints
+    save it.  Callbacks run in increasing ``order`` (checkpoints last).
+    """
+
+    order: int = 0
+
+    def state_dict(self) -> dict | None:
+        return None
+
+    def load_state_dict(self, state: dict) -> None: ...
 
     def on_train_begin(self, state: TrainingState) -> None: ...
     def on_epoch_begin(self, state: TrainingState) -> None: ...
@@ -151,12 +176,20 @@ class _Batches:
             yield xb, tb
 
 
+def _noise_rng(seed) -> np.random.Generator:
+    """The generator of dropout masks and noise: derived from ``seed``, independent of the shuffling."""
+    if isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed.bit_generator.seed_seq.spawn(1)[0])
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
 def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
         evaluation_data=None, seed: int | None = None, *, l1: float = 0.0,
         optimizer: str | optimizers.Optimizer | None = None,
         monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool | None = None,
         monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
-        callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False) -> History:
+        callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
+        max_norm: float | None = None, resume: Any = None) -> History:
     """Train ``net`` by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
     Each epoch shuffles the training data (seeded by ``seed``), splits it into
@@ -170,6 +203,15 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     epoch: its accuracy by default, its cost with ``monitor_evaluation_cost``;
     likewise ``monitor_training_cost`` / ``monitor_training_accuracy``.  The
     total cost includes the regularization terms.
+
+    ``optimizer`` is a name from :data:`netlearn.optimizers.OPTIMIZERS` or an
+    :class:`~netlearn.optimizers.Optimizer` (e.g. ``optimizers.adam(1e-3)``);
+    ``max_norm`` constrains each neuron's incoming weight vector to
+    ``||w||_2 <= max_norm`` after every step.  ``seed`` also seeds dropout
+    masks and input noise.  ``resume`` is a checkpoint (a path written by
+    :class:`netlearn.callbacks.Checkpoint`, or its dict): training continues
+    after the checkpoint's epoch, up to ``epochs`` in all, with the same
+    results as an uninterrupted run.
 
     Returns a :class:`History`.  If the weights become NaN or infinite, the
     network is set back to the weights at the end of the last good epoch and
@@ -193,6 +235,10 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
         reg.append(L1(l1).transform(n))
     if reg:
         opt = opt.prepend(*reg)
+    if max_norm is not None:
+        from .regularizers import MaxNorm
+
+        opt = opt.append(MaxNorm(max_norm).transform())
     if monitor_evaluation_accuracy is None:
         monitor_evaluation_accuracy = evaluation is not None
 
@@ -202,20 +248,34 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     state = TrainingState(net, opt, history, (X, y), evaluation, epochs, lmbda=lmbda, l1=l1)
     monitor = Monitor(monitor_training_cost, monitor_training_accuracy,
                       monitor_evaluation_cost, monitor_evaluation_accuracy)
-    cbs: list[Callback] = [monitor, *callbacks]
+    state.monitored = tuple(k for k, v in monitor.flags.items() if v and
+                            (evaluation is not None or not k.startswith("evaluation")))
+    cbs: list[Callback] = [monitor, *sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))]
     if progress:
         from .progress import ProgressBar
 
         cbs.insert(0, ProgressBar(n, batch_size))
     if verbose:
-        cbs.append(EpochLog())
+        cbs.insert(len(cbs) - sum(getattr(cb, "order", 0) > 0 for cb in cbs), EpochLog())
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
     shuffle = make_rng(seed)
+    state.batch_size, state.seed, state.shuffle_rng, state.order = batch_size, seed, shuffle, batches.perm
+    stochastic = [m for m in net.modules if isinstance(m, Stochastic)]
+    if stochastic:
+        state.noise_rng = _noise_rng(seed)
+        for m in stochastic:
+            m.rng = state.noise_rng
+    state.callbacks = cbs
+    start = 0
+    if resume is not None:
+        from .callbacks import restore_checkpoint
+
+        start = restore_checkpoint(resume, state, cbs)
     for cb in cbs:
         cb.on_train_begin(state)
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         state.epoch = epoch
         for cb in cbs:
             cb.on_epoch_begin(state)

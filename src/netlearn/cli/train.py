@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from . import augmentation
+from . import augmentation, techniques
 from .common import (UsageError, add_data_options, layer_sizes, load_data, name_list, nonneg_float,
                      positive_float, positive_int)
 
@@ -46,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="FILE.png", default=None, help="plot learning curves to a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     augmentation.add_options(p)
+    techniques.add_options(p)
     p.set_defaults(func=run)
 
 
@@ -64,7 +65,7 @@ def build_network(args):
             raise UsageError(f"--output {args.output}: choose one of {', '.join(sorted(activations.ACTIVATIONS))}.") from None
     try:
         return Network(args.layers, activation=activation, cost=args.cost, init=args.init, output=args.output,
-                       seed=args.seed)
+                       seed=args.seed, **techniques.network_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -108,7 +109,8 @@ def run(args) -> int:
     from ..training import DivergenceError
 
     check_outputs(args)
-    flags = monitor_flags(args)
+    techniques.check(args)
+    flags = techniques.extend_monitor(args, monitor_flags(args))
     net = build_network(args)
     training, evaluation = select_data(args)
     training = augmentation.expand_training(args, training)
@@ -118,9 +120,16 @@ def run(args) -> int:
               f"epochs={args.epochs}", file=sys.stderr)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
-            history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
-                              evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
-                              progress=not args.quiet, callbacks=augmentation.callbacks(args), **flags)
+            if args.optimizer in techniques.SECOND_ORDER:
+                if augmentation.callbacks(args):
+                    raise UsageError(f"--augment needs a mini-batch optimizer, not --optimizer {args.optimizer}.")
+                history = techniques.train_second_order(args, net, training, evaluation, flags)
+            else:
+                kwargs = techniques.fit_kwargs(args)
+                kwargs["callbacks"] = augmentation.callbacks(args) + kwargs["callbacks"]
+                history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
+                                  evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
+                                  progress=not args.quiet, **flags, **kwargs)
         status = 0
     except DivergenceError as exc:
         print(f"netlearn: error: {exc}", file=sys.stderr)
@@ -146,3 +155,5 @@ def write_outputs(args, net, history) -> None:
         best = max(history.evaluation_accuracy)
         print(f"final {args.eval} accuracy {100 * history.evaluation_accuracy[-1]:.2f}% "
               f"(best {100 * best:.2f}%)")
+    if history.best_epoch is not None:
+        print(f"kept the weights of epoch {history.best_epoch} of {history.epochs}")

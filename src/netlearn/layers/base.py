@@ -86,3 +86,19 @@ class Module:
         state = self.__dict__.copy()
         state["_buffers"] = {}
         return state
+
+
+class Stochastic(Module):
+    """A module that draws random numbers in training mode (dropout masks, input noise).
+
+    Its generator ``rng`` is set by :func:`netlearn.training.fit` from fit's
+    ``seed`` (one generator shared by all such modules, saved in checkpoints),
+    so the same seed repeats a run exactly.  Outside ``fit`` it is the
+    generator from the constructor's ``seed``.
+    """
+
+    def __init__(self, seed: int | np.random.Generator | None = None) -> None:
+        super().__init__()
+        from ..backend import rng as make_rng
+
+        self.rng: np.random.Generator = make_rng(seed)
