@@ -6,6 +6,7 @@ stopping, schedules and checkpoints are callbacks, not branches in the loop.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -70,8 +71,11 @@ class TrainingState:
     epoch: int = 0
     stop: bool = False
     stop_reason: str = ""
-    #: Functions called after every mini-batch with its size (progress bars); empty in the fast path.
+    #: Functions called with a number of examples as training progresses (progress bars): after each
+    #: mini-batch on the NumPy path, after each run of mini-batches on the compiled one.
     batch_hooks: list = field(default_factory=list)
+    #: Which engine trains the epochs: "numpy" or "numba" (set by fit).
+    engine: str = "numpy"
 
 
 class Callback:
@@ -139,6 +143,10 @@ class _Batches:
 
     def epoch(self, rng: np.random.Generator):
         rng.shuffle(self.perm)
+        return self.batches()
+
+    def batches(self):
+        """The mini-batches of the current order ``perm`` (without shuffling)."""
         n, m = self.perm.shape[0], self.m
         for s in range(0, n, m):
             idx = self.perm[s:s + m]
@@ -151,12 +159,43 @@ class _Batches:
             yield xb, tb
 
 
+ENGINES = ("auto", "numpy", "numba")
+
+
+def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int):
+    """The compiled epoch runner (:class:`netlearn.kernels.CompiledEpochs`) or None for the NumPy path.
+
+    ``engine``: ``"numba"`` demands the compiled path (an error says why it does
+    not apply), ``"numpy"`` forbids it, ``"auto"`` (the default, or the
+    environment variable ``NETLEARN_ENGINE``) takes it whenever the network
+    (Dense layers with element-wise activations, a natural cost pairing) and
+    the optimizer (SGD with L2/L1) allow.
+    """
+    if engine is None:
+        engine = os.environ.get("NETLEARN_ENGINE", "auto") or "auto"
+    if not isinstance(engine, str) or engine.lower() not in ENGINES:
+        raise ValueError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
+    engine = engine.lower()
+    if engine == "numpy":
+        return None
+    from . import kernels
+
+    try:
+        return kernels.CompiledEpochs(net, opt, X, T, batch_size)
+    except kernels.EngineUnavailable as exc:
+        if engine == "numba":
+            raise kernels.EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
+                                            f"Use engine='auto' or 'numpy'.") from None
+        return None
+
+
 def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
         evaluation_data=None, seed: int | None = None, *, l1: float = 0.0,
         optimizer: str | optimizers.Optimizer | None = None,
         monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool | None = None,
         monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
-        callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False) -> History:
+        callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
+        engine: str | None = None) -> History:
     """Train ``net`` by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
     Each epoch shuffles the training data (seeded by ``seed``), splits it into
@@ -170,6 +209,12 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     epoch: its accuracy by default, its cost with ``monitor_evaluation_cost``;
     likewise ``monitor_training_cost`` / ``monitor_training_accuracy``.  The
     total cost includes the regularization terms.
+
+    ``engine`` picks how each epoch is computed: ``"auto"`` (default; or the
+    environment variable ``NETLEARN_ENGINE``) uses the compiled Numba kernel of
+    :mod:`netlearn.kernels` when the network and optimizer are the common case
+    and NumPy otherwise; ``"numpy"`` forces the NumPy path, ``"numba"`` the
+    compiled one.  Both give the same numbers within float32 rounding.
 
     Returns a :class:`History`.  If the weights become NaN or infinite, the
     network is set back to the weights at the end of the last good epoch and
@@ -212,6 +257,8 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size)
+    state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     for cb in cbs:
         cb.on_train_begin(state)
@@ -223,12 +270,16 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
         history.eta.append(opt.eta)
         t0 = time.perf_counter()
         hooks = state.batch_hooks
-        for xb, tb in batches.epoch(shuffle):
-            net.backprop(xb, tb)
-            opt.step(params, grads)
-            if hooks:
-                for hook in hooks:
-                    hook(xb.shape[0])
+        if compiled is not None:
+            shuffle.shuffle(batches.perm)
+            compiled.epoch(batches.perm, hooks)
+        else:
+            for xb, tb in batches.epoch(shuffle):
+                net.backprop(xb, tb)
+                opt.step(params, grads)
+                if hooks:
+                    for hook in hooks:
+                        hook(xb.shape[0])
         history.epoch_seconds.append(time.perf_counter() - t0)
         if not all(np.isfinite(p).all() for p in params):
             for p, s in zip(params, saved):
