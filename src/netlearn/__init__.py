@@ -10,13 +10,14 @@ from .costs import CrossEntropyCost, HingeCost, LogLikelihoodCost, QuadraticCost
 from .io import ModelFileError, load
 from .layers import Dense, Identity, Module, ReLU, Sigmoid, Softmax, Step, Tanh
 from .network import Network, Sequential
+from .population import Population
 from .regularizers import L1, L2
 from .training import Callback, DivergenceError, History
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Network", "Sequential", "Module", "Dense", "Sigmoid", "Tanh", "ReLU", "Identity", "Softmax", "Step",
+    "Network", "Sequential", "Population", "Module", "Dense", "Sigmoid", "Tanh", "ReLU", "Identity", "Softmax", "Step",
     "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2",
     "History", "Callback", "DivergenceError", "ModelFileError", "load", "costs", "data", "init", "optimizers",
 ]

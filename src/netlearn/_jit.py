@@ -278,3 +278,256 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
         if scales[l] != 1.0:
             scale_rows(Ws[l], scales[l])
             scales[l] = 1.0
+
+
+# ---------------------------------------------------------------------------
+# Population kernels: K networks of one architecture, K the last (fastest) axis
+# ---------------------------------------------------------------------------
+# Layer l of all K networks is stored as W (n_in, n_out, K) and b (n_out, K);
+# activations and deltas as (m, n, K).  Every inner loop runs over the K
+# networks, contiguous in memory, so it vectorizes whatever the layer sizes.
+
+
+@jit
+def pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor, ent_e, ent_x):
+    """Group the non-zero inputs of the batch ``perm[s0:s0+mb]`` by input row.
+
+    Afterwards ``rows[:nu]`` are the input positions used by any example of
+    the batch, and ``ent_e[rptr[u]:rptr[u+1]]`` / ``ent_x[...]`` the examples
+    and values that use position ``rows[u]``.  Each weight row is then read
+    (and updated) once per batch, not once per example.  Returns ``nu``.
+    """
+    nu = 0
+    for e in range(mb):
+        r = perm[s0 + e]
+        for p in range(indptr[r], indptr[r + 1]):
+            i = cols[p]
+            if stamp[i] != bid:
+                stamp[i] = bid
+                cursor[i] = 0
+                rows[nu] = i
+                nu += 1
+            cursor[i] += 1
+    pos = 0
+    for u in range(nu):
+        i = rows[u]
+        rptr[u] = pos
+        c = cursor[i]
+        cursor[i] = pos
+        pos += c
+    rptr[nu] = pos
+    for e in range(mb):
+        r = perm[s0 + e]
+        for p in range(indptr[r], indptr[r + 1]):
+            i = cols[p]
+            q = cursor[i]
+            ent_e[q] = e
+            ent_x[q] = vals[p]
+            cursor[i] = q + 1
+    return nu
+
+
+@jit
+def pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, Z, mb, scale, b):
+    """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` over the batch's non-zero inputs.
+
+    ``W0`` is ``(n_in, H, K)``: one wide matrix for all networks, whose rows
+    are read once per batch (see :func:`pop_gather`).  ``scale`` is the
+    lazy-decay scale of each network.
+    """
+    J, K = Z.shape[1], Z.shape[2]
+    for e in range(mb):
+        for j in range(J):
+            for k in range(K):
+                Z[e, j, k] = 0.0
+    for u in range(nu):
+        i = rows[u]
+        for q in range(rptr[u], rptr[u + 1]):
+            e = ent_e[q]
+            x = ent_x[q]
+            for j in range(J):
+                for k in range(K):
+                    Z[e, j, k] += x * W0[i, j, k]
+    for e in range(mb):
+        for j in range(J):
+            for k in range(K):
+                Z[e, j, k] = scale[k] * Z[e, j, k] + b[j, k]
+
+
+@jit
+def pop_forward(U, W, b, scale, Z, mb):
+    """A later layer of all K networks: ``Z[e, j, k] = s_k sum_i U[e, i, k] W[i, j, k] + b[j, k]``."""
+    I, J, K = W.shape
+    for e in range(mb):
+        for j in range(J):
+            for k in range(K):
+                Z[e, j, k] = 0.0
+        for i in range(I):
+            for j in range(J):
+                for k in range(K):
+                    Z[e, j, k] += U[e, i, k] * W[i, j, k]
+        for j in range(J):
+            for k in range(K):
+                Z[e, j, k] = scale[k] * Z[e, j, k] + b[j, k]
+
+
+@jit
+def pop_softmax(Z, mb):
+    """Softmax over axis 1 of ``Z (m, J, K)`` for each example and network, in place."""
+    J, K = Z.shape[1], Z.shape[2]
+    for e in range(mb):
+        for k in range(K):
+            mx = Z[e, 0, k]
+            for j in range(1, J):
+                mx = max(mx, Z[e, j, k])
+            tot = 0.0
+            for j in range(J):
+                Z[e, j, k] = math.exp(Z[e, j, k] - mx)
+                tot += Z[e, j, k]
+            for j in range(J):
+                Z[e, j, k] /= tot
+
+
+@jit
+def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c2s, mus, active, momentum,
+             coef, rows, nu, rptr, ent_e, ent_x):
+    """Back-propagate the batch through all K networks and update them in place.
+
+    Output delta (as :func:`output_delta`), hidden deltas with the pre-update
+    weights, then per network ``k`` the SGD rule of its own ``eta_k``,
+    ``c2_k = lmbda_k/n`` and momentum ``mu_k`` (Nielsen's
+    ``v -> mu v - eta (dC/dw + c2 w)``, ``w -> w + v``; with no momentum the
+    decay is lazy, through ``scales``).  Networks with ``active[k] == 0`` are
+    frozen: nothing of theirs changes.  ``Ws[0]`` is ``(n_in, H, K)`` and is
+    updated only on the batch's non-zero input rows (plus, with momentum, the
+    decay pass over all rows).
+    """
+    L = len(Ws)
+    K = etas.shape[0]
+    inv_m = 1.0 / mb
+    # ---- output delta
+    aL = A[L - 1]
+    dL = D[L - 1]
+    J = aL.shape[1]
+    for e in range(mb):
+        r = perm[s0 + e]
+        for j in range(J):
+            t = T[r, j]
+            for k in range(K):
+                a = aL[e, j, k]
+                if kind == FUSED:
+                    dL[e, j, k] = (a - t) * inv_m
+                elif kind == HINGE:
+                    dL[e, j, k] = -t * inv_m if t * a < 1 else 0.0
+                else:
+                    dL[e, j, k] = (a - t) * inv_m * derivative(a, acts[L - 1])
+    # ---- hidden deltas, with the pre-update weights
+    for l in range(L - 1, 0, -1):
+        W = Ws[l]
+        dn = D[l]
+        dp = D[l - 1]
+        u = A[l - 1]
+        I, J = W.shape[0], W.shape[1]
+        for e in range(mb):
+            for i in range(I):
+                for k in range(K):
+                    dp[e, i, k] = 0.0
+                for j in range(J):
+                    for k in range(K):
+                        dp[e, i, k] += W[i, j, k] * dn[e, j, k]
+                for k in range(K):
+                    dp[e, i, k] *= scales[l, k] * derivative(u[e, i, k], acts[l - 1])
+    # ---- per-network coefficients of the gradient step
+    for l in range(L):
+        W = Ws[l]
+        d = D[l]
+        b = bs[l]
+        I, J = W.shape[0], W.shape[1]
+        if momentum:
+            V = Vs[l]
+            Vb = Vbs[l]
+            for k in range(K):
+                coef[k] = -etas[k] * active[k]
+            if l > 0:  # the first layer's decay pass runs over all rows below
+                for i in range(I):
+                    for j in range(J):
+                        for k in range(K):
+                            V[i, j, k] = mus[k] * V[i, j, k] - etas[k] * c2s[k] * W[i, j, k]
+        else:
+            for k in range(K):
+                if active[k] != 0.0:
+                    s = scales[l, k] * (1.0 - etas[k] * c2s[k])
+                    if abs(s) < _MIN_SCALE:
+                        for i in range(I):
+                            for j in range(J):
+                                W[i, j, k] *= s
+                        s = 1.0
+                    scales[l, k] = s
+                    coef[k] = -etas[k] / s
+                else:
+                    coef[k] = 0.0
+        # bias: b -> b - eta sum_e delta (or through its velocity)
+        for j in range(J):
+            for k in range(K):
+                acc = d[0, j, k]
+                for e in range(1, mb):
+                    acc += d[e, j, k]
+                if momentum:
+                    Vb[j, k] = mus[k] * Vb[j, k] - etas[k] * active[k] * acc
+                    b[j, k] += Vb[j, k]
+                else:
+                    b[j, k] -= etas[k] * active[k] * acc
+        if l > 0:
+            target = Vs[l] if momentum else W
+            u = A[l - 1]
+            for e in range(mb):
+                for i in range(I):
+                    for j in range(J):
+                        for k in range(K):
+                            target[i, j, k] += coef[k] * u[e, i, k] * d[e, j, k]
+            if momentum:
+                V = Vs[l]
+                for i in range(I):
+                    for j in range(J):
+                        for k in range(K):
+                            W[i, j, k] += V[i, j, k]
+        else:
+            # scale the first layer's deltas by coef_k, then add x_i * delta to the used rows
+            for e in range(mb):
+                for j in range(J):
+                    for k in range(K):
+                        d[e, j, k] *= coef[k]
+            if momentum:
+                V = Vs[0]
+                for i in range(I):
+                    for j in range(J):
+                        for k in range(K):
+                            V[i, j, k] = mus[k] * V[i, j, k] - etas[k] * c2s[k] * W[i, j, k]
+            target = Vs[0] if momentum else W
+            for u_ in range(nu):
+                i = rows[u_]
+                for q in range(rptr[u_], rptr[u_ + 1]):
+                    e = ent_e[q]
+                    x = ent_x[q]
+                    for j in range(J):
+                        for k in range(K):
+                            target[i, j, k] += x * d[e, j, k]
+            if momentum:
+                V = Vs[0]
+                for i in range(I):
+                    for j in range(J):
+                        for k in range(K):
+                            W[i, j, k] += V[i, j, k]
+
+
+@jit
+def pop_fold_scales(Ws, scales):
+    """Write the true weights back (``W[..., k] *= s_k``) and reset every scale to 1."""
+    for l in range(len(Ws)):
+        W = Ws[l]
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                for k in range(W.shape[2]):
+                    W[i, j, k] *= scales[l, k]
+        for k in range(W.shape[2]):
+            scales[l, k] = 1.0
