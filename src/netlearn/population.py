@@ -330,12 +330,12 @@ class Population:
         return np.array([net.accuracy(data) for net in self.networks])
 
     def best(self, metric: str = "evaluation_accuracy") -> int:
-        """Index of the network with the highest final ``metric`` among those that did not diverge."""
+        """Index of the network with the highest final ``metric`` among those that did not diverge (first if tied)."""
         scores = [(getattr(h, metric)[-1], k) for k, h in enumerate(self.histories)
                   if self.diverged[k] is None and getattr(h, metric)]
         if not scores:
             raise ValueError(f"No network has a recorded {metric!r}; monitor it in fit().")
-        return max(scores)[1]
+        return max(scores, key=lambda t: (t[0], -t[1]))[1]  # the first network among equals
 
 
 __all__ = ["Population"]

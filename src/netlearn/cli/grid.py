@@ -21,6 +21,9 @@ from .train import FIGURES, check_outputs, select_data
 
 
 def _number_list(check: Callable[[float], bool], accepted: str, convert=float):
+    """An argparse type for comma-separated values, each converted and checked, none repeated."""
+    example = "1,2,3" if convert is int else "0.1,1,10"
+
     def parse(text: str) -> list:
         values = []
         for part in text.split(","):
@@ -28,7 +31,8 @@ def _number_list(check: Callable[[float], bool], accepted: str, convert=float):
             try:
                 v = convert(part)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.1,1,10, got {text!r}") from None
+                raise argparse.ArgumentTypeError(f"expected comma-separated values like {example} (each "
+                                                 f"{accepted}), got {text!r}") from None
             if not np.isfinite(v) or not check(v):
                 raise argparse.ArgumentTypeError(f"each value must be {accepted}, got {part!r}")
             values.append(v)
