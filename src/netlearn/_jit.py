@@ -355,6 +355,25 @@ def pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, Z, mb, scale, b):
 
 
 @jit
+def pop_update0(rows, nu, rptr, ent_e, ent_x, target, d):
+    """``target[i] += sum_e x_ei d[e]`` over the batch's non-zero inputs (the first layer's gradient step).
+
+    ``d`` holds the first layer's deltas already multiplied by each network's
+    step coefficient; ``target`` is ``W0`` (or, with momentum, its velocity).
+    Each row is read and written once per batch.
+    """
+    J, K = d.shape[1], d.shape[2]
+    for u in range(nu):
+        i = rows[u]
+        for q in range(rptr[u], rptr[u + 1]):
+            e = ent_e[q]
+            x = ent_x[q]
+            for j in range(J):
+                for k in range(K):
+                    target[i, j, k] += x * d[e, j, k]
+
+
+@jit
 def pop_forward(U, W, b, scale, Z, mb):
     """A later layer of all K networks: ``Z[e, j, k] = s_k sum_i U[e, i, k] W[i, j, k] + b[j, k]``."""
     I, J, K = W.shape
@@ -390,7 +409,7 @@ def pop_softmax(Z, mb):
 
 @jit
 def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c2s, mus, active, momentum,
-             coef, rows, nu, rptr, ent_e, ent_x):
+             coef):
     """Back-propagate the batch through all K networks and update them in place.
 
     Output delta (as :func:`output_delta`), hidden deltas with the pre-update
@@ -398,9 +417,10 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
     ``c2_k = lmbda_k/n`` and momentum ``mu_k`` (Nielsen's
     ``v -> mu v - eta (dC/dw + c2 w)``, ``w -> w + v``; with no momentum the
     decay is lazy, through ``scales``).  Networks with ``active[k] == 0`` are
-    frozen: nothing of theirs changes.  ``Ws[0]`` is ``(n_in, H, K)`` and is
-    updated only on the batch's non-zero input rows (plus, with momentum, the
-    decay pass over all rows).
+    frozen: nothing of theirs changes.  The first layer's deltas are left in
+    ``D[0]`` multiplied by each network's step coefficient, for
+    :func:`pop_update0` to add to the batch's non-zero input rows of ``Ws[0]``
+    (with momentum, this function runs the decay pass over its velocity).
     """
     L = len(Ws)
     K = etas.shape[0]
@@ -492,7 +512,7 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                         for k in range(K):
                             W[i, j, k] += V[i, j, k]
         else:
-            # scale the first layer's deltas by coef_k, then add x_i * delta to the used rows
+            # scale the first layer's deltas by coef_k (pop_update0 adds x_i * delta to the used rows)
             for e in range(mb):
                 for j in range(J):
                     for k in range(K):
@@ -503,21 +523,16 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                     for j in range(J):
                         for k in range(K):
                             V[i, j, k] = mus[k] * V[i, j, k] - etas[k] * c2s[k] * W[i, j, k]
-            target = Vs[0] if momentum else W
-            for u_ in range(nu):
-                i = rows[u_]
-                for q in range(rptr[u_], rptr[u_ + 1]):
-                    e = ent_e[q]
-                    x = ent_x[q]
-                    for j in range(J):
-                        for k in range(K):
-                            target[i, j, k] += x * d[e, j, k]
-            if momentum:
-                V = Vs[0]
-                for i in range(I):
-                    for j in range(J):
-                        for k in range(K):
-                            W[i, j, k] += V[i, j, k]
+    # (the first layer's step itself is pop_update0, run next)
+
+
+@jit
+def pop_momentum0(W, V):
+    """``W += V``: the first layer's momentum step, after pop_update0 added the gradient to ``V``."""
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            for k in range(W.shape[2]):
+                W[i, j, k] += V[i, j, k]
 
 
 @jit

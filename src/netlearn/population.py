@@ -203,7 +203,10 @@ class Population:
                     jit.pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
                     self._activate(A[l][:mb], l, jit)
                 jit.pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, self._kind, acts, scales, etas, c2s, mus,
-                             active, momentum, coef, rows, nu, rptr, ent_e, ent_x)
+                             active, momentum, coef)
+                jit.pop_update0(rows, nu, rptr, ent_e, ent_x, Vs[0] if momentum else Ws[0], D[0])
+                if momentum:
+                    jit.pop_momentum0(Ws[0], Vs[0])
             jit.pop_fold_scales(Ws, scales)
             seconds = time.perf_counter() - t0
             self._end_epoch(epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, (X, y), evaluation, n, jit)
