@@ -91,9 +91,9 @@ class HalveEta(Callback):
 
 
 def test_auto_picks_numba_and_env_var_forces_numpy(monkeypatch):
-    data = sparse_data()
+    data = sparse_data(n=20_000, density=0.1)
     spy = EngineSpy()
-    netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, callbacks=[spy])
+    netlearn.Network([20, 5, 4]).fit(data, 1, 100, 0.1, callbacks=[spy])
     assert spy.engine == "numba"
     monkeypatch.setenv("NETLEARN_ENGINE", "numpy")
     netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, callbacks=[spy])
@@ -124,6 +124,7 @@ def test_unsupported_cases_fall_back_or_explain():
     data = sparse_data()
     seq = netlearn.Sequential([netlearn.Dense(20, 5), netlearn.Softmax(), netlearn.Dense(5, 4), netlearn.Sigmoid()])
     spy = EngineSpy()
+    netlearn.kernels.kernels()  # loaded: "auto" would use it for any run length
     seq.fit(data, 1, 10, 0.1, callbacks=[spy])
     assert spy.engine == "numpy"
     with pytest.raises(kernels.EngineUnavailable, match="softmax"):
@@ -157,6 +158,13 @@ def test_divergence_restores_last_good_weights_on_compiled_path():
 
 def test_import_stays_light():
     code = "import sys, netlearn; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_short_runs_do_not_load_numba():
+    code = ("import sys, numpy as np, netlearn; X = np.eye(20, dtype=np.float32); "
+            "netlearn.Network([20, 3, 20]).fit((X, np.arange(20)), 2, 5, 0.1); print('numba' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

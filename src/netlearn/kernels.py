@@ -23,10 +23,12 @@ tricks:
 3. **Fused updates, no allocation.**  Gradients are never stored: once the
    deltas of a batch are known (computed with the pre-update weights, as SGD
    requires), each example's outer product ``x delta^T`` is added straight
-   into ``W``.  All buffers are allocated once per ``fit``.
+   into ``W``.  All buffers are allocated once per ``fit``; layer widths are
+   padded to a multiple of 16 so the inner loops fill whole SIMD registers.
 
-:func:`plan` inspects a network and optimizer and answers with a
-:class:`CompiledEpochs` runner, or with the reason the compiled path does not
+:class:`CompiledEpochs` (built by ``training.choose_engine``) checks the
+network (:func:`describe`) and optimizer (:func:`sgd_coefficients`) and raises
+:class:`EngineUnavailable` with the reason when the compiled path does not
 apply (another module type, another optimizer link, a cost paired with an
 unusual output...); the training loop then uses the NumPy path.
 
@@ -36,7 +38,6 @@ one thread and change no process-wide setting (Numba or BLAS threads).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -158,7 +159,8 @@ def kernels():
 def sparse_rows(X: np.ndarray, force: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The non-zeros of ``X`` row by row, CSR-style ``(indptr, cols, vals)``, or None if ``X`` is dense.
 
-    With ``force`` the index is built whatever the density.
+    Row ``r``'s non-zeros are ``vals[indptr[r]:indptr[r+1]]`` at positions
+    ``cols[...]``.  "Dense" means more than half non-zero, unless ``force``.
     ``cols`` are ``uint16`` when the feature count allows (MNIST: 2 bytes per
     non-zero instead of 8), ``vals`` keep ``X``'s dtype.  On MNIST's 50,000
     training images this is about 45 MB beside the 157 MB of ``X``.

@@ -7,6 +7,7 @@ stopping, schedules and checkpoints are callbacks, not branches in the loop.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -161,15 +162,22 @@ class _Batches:
 
 ENGINES = ("auto", "numpy", "numba")
 
+#: With engine="auto", runs shorter than this many examples (n x epochs) stay on NumPy
+#: unless the compiled kernels are already loaded: importing Numba and loading the cached
+#: kernel (about half a second) would cost more than it saves.
+AUTO_MIN_EXAMPLES = 20_000
 
-def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int):
+
+def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int,
+                  epochs: int = 1):
     """The compiled epoch runner (:class:`netlearn.kernels.CompiledEpochs`) or None for the NumPy path.
 
     ``engine``: ``"numba"`` demands the compiled path (an error says why it does
     not apply), ``"numpy"`` forbids it, ``"auto"`` (the default, or the
     environment variable ``NETLEARN_ENGINE``) takes it whenever the network
     (Dense layers with element-wise activations, a natural cost pairing) and
-    the optimizer (SGD with L2/L1) allow.
+    the optimizer (SGD with L2/L1) allow, and the run is long enough to repay
+    loading the kernel (see ``AUTO_MIN_EXAMPLES``) or it is loaded already.
     """
     if engine is None:
         engine = os.environ.get("NETLEARN_ENGINE", "auto") or "auto"
@@ -178,10 +186,16 @@ def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, ba
     engine = engine.lower()
     if engine == "numpy":
         return None
+    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES and "netlearn._jit" not in sys.modules:
+        return None
     from . import kernels
 
     try:
         return kernels.CompiledEpochs(net, opt, X, T, batch_size)
+    except ImportError:  # pragma: no cover - Numba is a core dependency, but a platform may lack it
+        if engine == "numba":
+            raise
+        return None
     except kernels.EngineUnavailable as exc:
         if engine == "numba":
             raise kernels.EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
@@ -257,7 +271,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
-    compiled = choose_engine(engine, net, opt, X, T, batch_size)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs)
     state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     for cb in cbs:
