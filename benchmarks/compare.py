@@ -92,9 +92,21 @@ def time_book(X, Y, sizes, batch) -> float:
     return time.perf_counter() - t
 
 
-def time_torch(X, Y, sizes, batch) -> float:
+def time_torch(X, Y, sizes, batch, threads: int | None = None) -> float:
+    """PyTorch eager: Linear/Sigmoid modules, BCE-with-logits summed per example, SGD with weight decay
+    lmbda/n on the weights only.  ``threads``: torch's intra-op threads for this run (restored after)."""
     import torch
 
+    saved = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _time_torch(torch, X, Y, sizes, batch)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _time_torch(torch, X, Y, sizes, batch) -> float:
     torch.manual_seed(0)
     layers = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -177,6 +189,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--skip", default="", help="comma-separated: torch, sklearn, book, numpy-path")
     p.add_argument("--settings", default="0,1,2", help="which settings (indices into the list above)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch.set_num_threads for its runs (0: torch's default; on a busy machine its "
+                        "spinning OpenMP threads can make it 50x slower)")
     p.add_argument("--memory", action="store_true", help="also measure peak memory in a fresh process")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -212,7 +227,7 @@ def main(argv=None) -> int:
             if "numpy-path" not in skip:
                 runs.setdefault("netlearn engine='numpy'", []).append(time_netlearn_numpy(training, sizes, batch))
             if "torch" not in skip:
-                runs.setdefault("PyTorch eager CPU", []).append(time_torch(X, Y, sizes, batch))
+                runs.setdefault("PyTorch eager CPU", []).append(time_torch(X, Y, sizes, batch, args.torch_threads))
             if "sklearn" not in skip:
                 runs.setdefault("scikit-learn MLPClassifier", []).append(time_sklearn(X, y, sizes, batch))
             if "book" not in skip and si == 0 and r == 0:
