@@ -150,7 +150,8 @@ def memory_child() -> None:
     import resource
 
     net = netlearn.Network([784, 30, 10], seed=0)
-    net.fit((np.random.default_rng(0).random((50, 784), dtype=np.float32), np.zeros(50, int)), 1, 10, 0.5)
+    net.fit((np.random.default_rng(0).random((50, 784), dtype=np.float32), np.zeros(50, int)), 1, 10, 0.5,
+            engine="numba")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     training, validation, test = netlearn.data.load_mnist()
     data_mb = sum(x.nbytes for x, _ in (training, validation, test)) / 2 ** 20
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
     print(f"BLAS: {thread_report()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')} "
           f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '-')}")
     t = time.perf_counter()
-    netlearn.Network([784, 30, 10]).fit((X[:100], y[:100]), 1, 10, ETA)  # loads the compiled kernel
+    netlearn.Network([784, 30, 10]).fit((X[:100], y[:100]), 1, 10, ETA, engine="numba")  # loads the kernel
     print(f"first fit in this process (imports Numba, loads the cached kernel): {time.perf_counter() - t:.2f} s")
     peaks = [matmul_peak() for _ in range(args.repeats)]
     peak = statistics.median(peaks)

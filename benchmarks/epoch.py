@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     Y = np.eye(10, dtype=np.float32)[y]
     print(f"machine: {machine()}")
     t = time.perf_counter()
-    netlearn.Network([784, 30, 10]).fit((X[:100], y[:100]), 1, 10, 0.5)
+    netlearn.Network([784, 30, 10]).fit((X[:100], y[:100]), 1, 10, 0.5, engine="numba")
     print(f"first fit in this process (imports Numba, loads the cached kernel): {time.perf_counter() - t:.2f} s")
     nl, plain, nlnp = [], [], []
     for _ in range(args.repeats):
