@@ -192,7 +192,11 @@ class CompiledEpochs:
     """
 
     def __init__(self, net: Any, opt: Any, X: np.ndarray, T: np.ndarray, batch_size: int) -> None:
+        from .backend import namespace
+
         self.net, self.opt = net, opt
+        if namespace(X) is not np:
+            raise EngineUnavailable("the compiled kernels take NumPy arrays only")
         dense, self.acts, self.kind = describe(net)
         sgd_coefficients(opt)
         if X.dtype != dense[0].W.dtype or T.dtype != X.dtype:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .backend import rng as make_rng
+from .backend import namespace, rng as make_rng
 from .optimizers import _check_positive
 from .training import History
 from .validation import check_data, check_int
@@ -65,9 +65,10 @@ def _check_mu(mu: Any) -> float:
 
 
 def _sigmoid(z: np.ndarray) -> None:
-    """``sigma(z) = 1/2 + tanh(z/2)/2`` in place: NumPy's vectorized tanh, no overflow for any ``z``."""
+    """``sigma(z) = 1/2 + tanh(z/2)/2`` in place: a vectorized tanh, no overflow for any ``z``."""
+    xp = namespace(z)
     z *= 0.5
-    np.tanh(z, out=z)
+    xp.tanh(z, out=z)
     z *= 0.5
     z += 0.5
 
@@ -226,12 +227,13 @@ class Population:
         from . import kernels
 
         code = self._acts[l]
+        xp = namespace(Z)
         if code == kernels.SIGMOID:
             _sigmoid(Z)
         elif code == kernels.TANH:
-            np.tanh(Z, out=Z)
+            xp.tanh(Z, out=Z)
         elif code == kernels.RELU:
-            np.maximum(Z, 0, out=Z)
+            xp.maximum(Z, 0, out=Z)
         elif code == kernels.SOFTMAX:
             jit.pop_softmax(Z, Z.shape[0])
 
