@@ -144,10 +144,6 @@ class _Batches:
 
     def epoch(self, rng: np.random.Generator):
         rng.shuffle(self.perm)
-        return self.batches()
-
-    def batches(self):
-        """The mini-batches of the current order ``perm`` (without shuffling)."""
         n, m = self.perm.shape[0], self.m
         for s in range(0, n, m):
             idx = self.perm[s:s + m]
