@@ -64,6 +64,19 @@ def _check_mu(mu: Any) -> float:
     return float(mu)
 
 
+def _pad(k: int, multiple: int = 16) -> int:
+    """``k`` rounded up to a multiple of 16 (float32 lanes of an AVX-512 register)."""
+    return -(-k // multiple) * multiple
+
+
+def _stack(arrays: list[np.ndarray], kp: int) -> np.ndarray:
+    """The arrays stacked along a new last axis, padded with zeros to ``kp`` entries."""
+    out = np.zeros(arrays[0].shape + (kp,), arrays[0].dtype)
+    for k, a in enumerate(arrays):
+        out[..., k] = a
+    return out
+
+
 def _sigmoid(z: np.ndarray) -> None:
     """``sigma(z) = 1/2 + tanh(z/2)/2`` in place: a vectorized tanh, no overflow for any ``z``."""
     xp = namespace(z)
@@ -157,27 +170,29 @@ class Population:
                  "evaluation_cost": monitor_evaluation_cost, "evaluation_accuracy": monitor_evaluation_accuracy}
         jit = kernels.kernels()
         K, L, dt = len(self), len(self._dense), net0.dtype
+        # The network axis is padded to a multiple of 16 with frozen all-zero "ghost" networks, so the
+        # inner loops over networks fill whole SIMD registers (9 networks cost no less than 16 otherwise).
+        Kp = _pad(K)
         n, m = X.shape[0], min(batch_size, X.shape[0])
         T = np.ascontiguousarray(net0._targets(y))
         indptr, cols, vals = kernels.sparse_rows(X, force=True)
 
         # Stacked parameters: W[l] (n_in, n_out, K), b[l] (n_out, K).
-        Ws = tuple(np.ascontiguousarray(np.stack([self._layers(k)[l].W for k in range(K)], axis=-1))
-                   for l in range(L))
-        bs = tuple(np.ascontiguousarray(np.stack([self._layers(k)[l].b for k in range(K)], axis=-1))
-                   for l in range(L))
+        Ws = tuple(_stack([self._layers(k)[l].W for k in range(K)], Kp) for l in range(L))
+        bs = tuple(_stack([self._layers(k)[l].b for k in range(K)], Kp) for l in range(L))
         widths = [d.n_out for d in self._dense]
-        A = tuple(np.zeros((m, w, K), dt) for w in widths)
-        D = tuple(np.zeros((m, w, K), dt) for w in widths)
-        etas = np.array([c["eta"] for c in self.configs])
-        c2s = np.array([c["lmbda"] / n for c in self.configs])
-        mus = np.array([c["mu"] for c in self.configs])
+        A = tuple(np.zeros((m, w, Kp), dt) for w in widths)
+        D = tuple(np.zeros((m, w, Kp), dt) for w in widths)
+        ghosts = [0.0] * (Kp - K)
+        etas = np.array([c["eta"] for c in self.configs] + ghosts)
+        c2s = np.array([c["lmbda"] / n for c in self.configs] + ghosts)
+        mus = np.array([c["mu"] for c in self.configs] + ghosts)
         momentum = bool(np.any(mus > 0))
         Vs = tuple(np.zeros_like(W) if momentum else np.zeros((1, 1, 1), dt) for W in Ws)
         Vbs = tuple(np.zeros_like(b) if momentum else np.zeros((1, 1), dt) for b in bs)
-        active = np.array([0.0 if d is not None else 1.0 for d in self.diverged])
-        scales = np.ones((L, K))
-        coef = np.zeros(K, dt)
+        active = np.array([0.0 if d is not None else 1.0 for d in self.diverged] + ghosts)
+        scales = np.ones((L, Kp))
+        coef = np.zeros(Kp, dt)
         n_in = X.shape[1]
         stamp = np.full(n_in, -1, np.int64)
         rows = np.zeros(n_in, np.int64)
@@ -213,7 +228,7 @@ class Population:
             self._end_epoch(epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, (X, y), evaluation, n, jit)
             if verbose:
                 print_fn(self._epoch_line(epoch, epochs))
-            if not active.any():
+            if not active[:K].any():
                 break
         self._write_back(Ws, bs)
         return self.histories
@@ -239,9 +254,10 @@ class Population:
 
     def _end_epoch(self, epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, training, evaluation, n, jit):
         """Freeze networks that diverged (restoring their last good weights), then record the figures."""
-        finite = np.ones(len(self), bool)
+        K = len(self)
+        finite = np.ones(K, bool)
         for p in Ws + bs:
-            finite &= np.isfinite(p).reshape(-1, p.shape[-1]).all(axis=0)
+            finite &= np.isfinite(p[..., :K]).reshape(-1, K).all(axis=0)
         figures: dict[str, np.ndarray] = {}
         for which, data in (("training", training), ("evaluation", evaluation)):
             if data is not None and (flags[f"{which}_cost"] or flags[f"{which}_accuracy"]):
@@ -251,15 +267,15 @@ class Population:
                     finite &= np.isfinite(cost)
                 if flags[f"{which}_accuracy"]:
                     figures[f"{which}_accuracy"] = acc
-        for k in np.flatnonzero(~finite & (active > 0)):
+        for k in np.flatnonzero(~finite & (active[:K] > 0)):
             for p, s in zip(Ws + bs, saved):
                 p[..., k] = s[..., k]
             for v in Vs + Vbs:
-                if v.shape[-1] == len(self):
+                if v.shape[-1] == active.shape[0]:  # (without momentum, velocities are placeholders)
                     v[..., k] = 0
             active[k] = 0.0
             self.diverged[k] = epoch + 1
-        for k in np.flatnonzero(active > 0):
+        for k in np.flatnonzero(active[:K] > 0):
             h = self.histories[k]
             h.epoch_seconds.append(seconds)
             h.eta.append(self.configs[k]["eta"])
@@ -269,22 +285,22 @@ class Population:
     def _evaluate(self, data, Ws, bs, n: int, jit, want_cost: bool) -> tuple[np.ndarray, np.ndarray]:
         """Per-network total cost (with the L2 term) and accuracy on ``data``."""
         X, y = data
-        K, L = len(self), len(Ws)
+        K, Kp, L = len(self), Ws[0].shape[-1], len(Ws)
         net0 = self.networks[0]
         labels = y if y.ndim == 1 else np.argmax(y, axis=1)
-        correct = np.zeros(K, np.int64)
+        correct = np.zeros(Kp, np.int64)
         cost = np.zeros(K)
-        ones = np.ones(K)
+        ones = np.ones(Kp)
         W0 = Ws[0].reshape(Ws[0].shape[0], -1)
         for s in range(0, X.shape[0], EVAL_CHUNK):
             xc = X[s:s + EVAL_CHUNK]
             c = xc.shape[0]
-            a = (xc @ W0).reshape(c, -1, K)
+            a = (xc @ W0).reshape(c, -1, Kp)
             a += bs[0]
             z = a
             for l in range(L):
                 if l > 0:
-                    z = np.empty((c, Ws[l].shape[1], K), a.dtype)
+                    z = np.empty((c, Ws[l].shape[1], Kp), a.dtype)
                     jit.pop_forward(a, Ws[l], bs[l], ones, z, c)
                 if l == L - 1 and want_cost:
                     Y = net0._targets(y[s:s + EVAL_CHUNK])
@@ -303,7 +319,7 @@ class Population:
             for k, cfg in enumerate(self.configs):
                 if cfg["lmbda"]:
                     cost[k] += 0.5 * cfg["lmbda"] / n * sum(float(np.vdot(W[..., k], W[..., k])) for W in Ws)
-        return cost, correct / X.shape[0]
+        return cost, correct[:K] / X.shape[0]
 
     def _write_back(self, Ws, bs) -> None:
         for k in range(len(self)):
