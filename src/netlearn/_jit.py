@@ -331,46 +331,46 @@ def pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor,
 def pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, Z, mb, scale, b):
     """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` over the batch's non-zero inputs.
 
-    ``W0`` is ``(n_in, H, K)``: one wide matrix for all networks, whose rows
-    are read once per batch (see :func:`pop_gather`).  ``scale`` is the
-    lazy-decay scale of each network.
+    ``W0`` is ``(n_in, H*K)``: one wide matrix for all networks (the
+    ``(n_in, H, K)`` weights seen flat, so the inner loop is one long
+    contiguous run whatever K), whose rows are read once per batch (see
+    :func:`pop_gather`); ``Z`` is ``(m, H*K)``.  ``scale`` (per network) is the
+    lazy-decay scale and ``b`` the ``(H*K,)`` biases.
     """
-    J, K = Z.shape[1], Z.shape[2]
+    n = Z.shape[1]
+    K = scale.shape[0]
     for e in range(mb):
-        for j in range(J):
-            for k in range(K):
-                Z[e, j, k] = 0.0
+        for j in range(n):
+            Z[e, j] = 0.0
     for u in range(nu):
         i = rows[u]
         for q in range(rptr[u], rptr[u + 1]):
             e = ent_e[q]
             x = ent_x[q]
-            for j in range(J):
-                for k in range(K):
-                    Z[e, j, k] += x * W0[i, j, k]
+            for j in range(n):
+                Z[e, j] += x * W0[i, j]
     for e in range(mb):
-        for j in range(J):
+        for j0 in range(0, n, K):
             for k in range(K):
-                Z[e, j, k] = scale[k] * Z[e, j, k] + b[j, k]
+                Z[e, j0 + k] = scale[k] * Z[e, j0 + k] + b[j0 + k]
 
 
 @jit
 def pop_update0(rows, nu, rptr, ent_e, ent_x, target, d):
     """``target[i] += sum_e x_ei d[e]`` over the batch's non-zero inputs (the first layer's gradient step).
 
-    ``d`` holds the first layer's deltas already multiplied by each network's
-    step coefficient; ``target`` is ``W0`` (or, with momentum, its velocity).
-    Each row is read and written once per batch.
+    ``target`` is ``W0`` (or, with momentum, its velocity) seen flat as
+    ``(n_in, H*K)``; ``d`` ``(m, H*K)`` holds the first layer's deltas already
+    multiplied by each network's step coefficient.
     """
-    J, K = d.shape[1], d.shape[2]
+    n = d.shape[1]
     for u in range(nu):
         i = rows[u]
         for q in range(rptr[u], rptr[u + 1]):
             e = ent_e[q]
             x = ent_x[q]
-            for j in range(J):
-                for k in range(K):
-                    target[i, j, k] += x * d[e, j, k]
+            for j in range(n):
+                target[i, j] += x * d[e, j]
 
 
 @jit

@@ -201,6 +201,9 @@ class Population:
         ent_e = np.zeros(m * n_in, np.int64)
         ent_x = np.zeros(m * n_in, dt)
         acts = np.asarray(self._acts, np.int64)
+        # The first layer seen flat, (n_in, H*K): views, no copies.
+        W0, A0, D0, V0, b0 = (a.reshape(a.shape[0], -1) for a in (Ws[0], A[0], D[0], Vs[0], bs[0][None]))
+        b0 = b0[0]
         perm = np.arange(n)
         shuffle = make_rng(seed)
         self.histories = [History() for _ in range(K)]
@@ -213,14 +216,14 @@ class Population:
                 mb = min(m, n - s0)
                 nu = jit.pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor, ent_e, ent_x)
                 bid += 1
-                jit.pop_forward0(rows, nu, rptr, ent_e, ent_x, Ws[0], A[0], mb, scales[0], bs[0])
+                jit.pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, A0, mb, scales[0], b0)
                 self._activate(A[0][:mb], 0, jit)
                 for l in range(1, L):
                     jit.pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
                     self._activate(A[l][:mb], l, jit)
                 jit.pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, self._kind, acts, scales, etas, c2s, mus,
                              active, momentum, coef)
-                jit.pop_update0(rows, nu, rptr, ent_e, ent_x, Vs[0] if momentum else Ws[0], D[0])
+                jit.pop_update0(rows, nu, rptr, ent_e, ent_x, V0 if momentum else W0, D0)
                 if momentum:
                     jit.pop_momentum0(Ws[0], Vs[0])
             jit.pop_fold_scales(Ws, scales)
