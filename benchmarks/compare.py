@@ -202,6 +202,10 @@ def main(argv=None) -> int:
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch.set_num_threads for its runs (0: torch's default; on a busy machine its "
                         "spinning OpenMP threads can make it 50x slower)")
+    p.add_argument("--blas-threads", type=int, default=0,
+                   help="limit BLAS threads (threadpoolctl) during the timed training runs, not the peak "
+                        "measurement; 0: leave as is. On a busy machine multi-threaded BLAS at batch 100 can "
+                        "stall 50x")
     p.add_argument("--memory", action="store_true", help="also measure peak memory in a fresh process")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -228,6 +232,12 @@ def main(argv=None) -> int:
     peaks = [matmul_peak() for _ in range(args.repeats)]
     peak = statistics.median(peaks)
     print(f"float32 matmul peak: {peak:.0f} GFLOP/s (median of {len(peaks)})\n")
+    limit = None
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(args.blas_threads, user_api="blas")
+        print(f"(BLAS limited to {args.blas_threads} thread(s) for the timed runs)\n")
     for si in (int(s) for s in args.settings.split(",")):
         sizes, batch = SETTINGS[si]
         runs: dict[str, list[float]] = {}
@@ -249,6 +259,8 @@ def main(argv=None) -> int:
             print(f"  {name:<30} {med:8.3f}   ratio {med / ref:6.2f}")
         fl = floor_seconds(sizes, X.shape[0], peak)
         print(f"  {'compute floor':<30} {fl:8.3f}   netlearn / floor {ref / fl:5.2f}\n")
+    if limit is not None:
+        limit.restore_original_limits()
     if args.memory:
         out = subprocess.run([sys.executable, __file__, "--memory-child"], capture_output=True, text=True,
                              check=True).stdout.split()
