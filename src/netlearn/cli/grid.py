@@ -52,31 +52,32 @@ def register(sub) -> None:
     p = sub.add_parser("grid", help="train every combination of eta, lmbda, mu and seed at once",
                        description="Train every combination of the given hyper-parameters as one population "
                                    "(all networks in lockstep on the same mini-batches) and report the final "
-                                   "and best evaluation accuracy of each.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   "and best evaluation accuracy of each.")
     add_data_options(p)
-    p.add_argument("--eta", type=positive_list, required=True, metavar="ETA[,ETA...]", help="learning rates")
+    p.add_argument("--eta", type=positive_list, required=True, metavar="ETA[,ETA...]", help="learning rates (required)")
     p.add_argument("--lmbda", type=nonneg_list, default=[5.0], metavar="L[,L...]",
-                   help="L2 regularization strengths (the book's lambda)")
+                   help="L2 regularization strengths, the book's lambda (default: 5)")
     p.add_argument("--mu", type=momentum_list, default=[0.0], metavar="MU[,MU...]",
-                   help="momentum coefficients (any non-zero value makes every epoch slower)")
+                   help="momentum coefficients (default: 0; any non-zero value makes every epoch slower)")
     p.add_argument("--seeds", type=seed_list, default=None, metavar="S[,S...]",
                    help="initialization seeds: each combination is trained once per seed (default: --seed)")
     p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
-                   help="neurons per layer, input first")
+                   help="neurons per layer, input first (default: 784,30,10)")
     p.add_argument("--activation", type=name_list, default=["sigmoid"], metavar="NAME[,NAME...]",
-                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer")
+                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer "
+                        "(default: sigmoid)")
     p.add_argument("--output", default=None, metavar="NAME",
                    help="output activation (default: the cost's natural partner)")
     p.add_argument("--cost", default="cross-entropy",
-                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"])
-    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"])
-    p.add_argument("--epochs", type=positive_int, default=30)
-    p.add_argument("--batch-size", type=positive_int, default=10)
+                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"], help="(default: cross-entropy)")
+    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
+                   help="weight initialization (default: default, N(0, 1/n_in))")
+    p.add_argument("--epochs", type=positive_int, default=30, help="(default: 30)")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="(default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared shuffle (and of initialization "
-                                                      "when --seeds is not given)")
+                                                      "when --seeds is not given; default: 0)")
     p.add_argument("--eval", choices=["validation", "test"], default="validation",
-                   help="data monitored after each epoch")
+                   help="data monitored after each epoch (default: validation)")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="train on the first N training images only")
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
