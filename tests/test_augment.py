@@ -201,3 +201,19 @@ def test_augment_fraction_distorts_only_a_share():
                                                                                      seed=0), rec])
     changed = (rec.seen[0] != X).any(axis=1).sum()
     assert changed == 30
+
+
+def test_augment_gives_the_same_weights_on_both_engines():
+    """The compiled engine indexes the inputs' non-zeros; it must see each epoch's fresh distortion."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(1)
+    X = np.where(rng.random((60, 64)) < 0.7, 0, rng.random((60, 64))).astype(np.float32)  # sparse, like MNIST
+    y = rng.integers(0, 3, 60)
+    weights = []
+    for engine in ("numpy", "numba"):
+        net = Network([64, 5, 3], seed=0)
+        net.fit((X.copy(), y), 3, 10, 0.5, lmbda=1.0, engine=engine, seed=0,
+                callbacks=[A.Augment(rotate_degrees=20, elastic_alpha=8, seed=2)])
+        weights.append(net.parameters())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -11,14 +11,15 @@ from .io import ModelFileError, load
 from .callbacks import Checkpoint, EarlyStopping
 from .layers import BatchNorm, Dense, Dropout, GaussianNoise, Identity, Module, ReLU, Sigmoid, Softmax, Step, Tanh
 from .network import Network, Sequential
+from .population import Population
 from .regularizers import L1, L2, MaxNorm
 from .training import Callback, DivergenceError, History
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Network", "Sequential", "Module", "Dense", "Sigmoid", "Tanh", "ReLU", "Identity", "Softmax", "Step",
-    "Dropout", "BatchNorm", "GaussianNoise",
+    "Network", "Sequential", "Population", "Module", "Dense", "Sigmoid", "Tanh", "ReLU", "Identity", "Softmax",
+    "Step", "Dropout", "BatchNorm", "GaussianNoise",
     "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2", "MaxNorm",
     "History", "Callback", "EarlyStopping", "Checkpoint", "DivergenceError", "ModelFileError", "load", "costs", "data",
     "init", "optimizers", "schedules", "second_order", "callbacks",

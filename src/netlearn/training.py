@@ -6,6 +6,8 @@ stopping, schedules and checkpoints are callbacks, not branches in the loop.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -71,7 +73,8 @@ class TrainingState:
     epoch: int = 0
     stop: bool = False
     stop_reason: str = ""
-    #: Functions called after every mini-batch with its size (progress bars); empty in the fast path.
+    #: Functions called with a number of examples as training progresses (progress bars): after each
+    #: mini-batch on the NumPy path, after each run of mini-batches on the compiled one.
     batch_hooks: list = field(default_factory=list)
     #: The figures that the Monitor records (names from History.FIGURES).
     monitored: tuple = ()
@@ -84,6 +87,8 @@ class TrainingState:
     noise_rng: np.random.Generator | None = None
     #: Every callback of the run, in the order they are called.
     callbacks: list = field(default_factory=list)
+    #: Which engine trains the epochs: "numpy" or "numba" (set by fit).
+    engine: str = "numpy"
 
 
 class Callback:
@@ -183,13 +188,56 @@ def _noise_rng(seed) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
 
 
+ENGINES = ("auto", "numpy", "numba")
+
+#: With engine="auto", runs shorter than this many examples (n x epochs) stay on NumPy
+#: unless the compiled kernels are already loaded: importing Numba and loading the cached
+#: kernel (about half a second) would cost more than it saves.
+AUTO_MIN_EXAMPLES = 20_000
+
+
+def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int,
+                  epochs: int = 1):
+    """The compiled epoch runner (:class:`netlearn.kernels.CompiledEpochs`) or None for the NumPy path.
+
+    ``engine``: ``"numba"`` demands the compiled path (an error says why it does
+    not apply), ``"numpy"`` forbids it, ``"auto"`` (the default, or the
+    environment variable ``NETLEARN_ENGINE``) takes it whenever the network
+    (Dense layers with element-wise activations, a natural cost pairing) and
+    the optimizer (SGD with L2/L1) allow, and the run is long enough to repay
+    loading the kernel (see ``AUTO_MIN_EXAMPLES``) or it is loaded already.
+    """
+    if engine is None:
+        engine = os.environ.get("NETLEARN_ENGINE", "auto") or "auto"
+    if not isinstance(engine, str) or engine.lower() not in ENGINES:
+        raise ValueError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
+    engine = engine.lower()
+    if engine == "numpy":
+        return None
+    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES and "netlearn._jit" not in sys.modules:
+        return None
+    from . import kernels
+
+    try:
+        return kernels.CompiledEpochs(net, opt, X, T, batch_size)
+    except ImportError:  # pragma: no cover - Numba is a core dependency, but a platform may lack it
+        if engine == "numba":
+            raise
+        return None
+    except kernels.EngineUnavailable as exc:
+        if engine == "numba":
+            raise kernels.EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
+                                            f"Use engine='auto' or 'numpy'.") from None
+        return None
+
+
 def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
         evaluation_data=None, seed: int | None = None, *, l1: float = 0.0,
         optimizer: str | optimizers.Optimizer | None = None,
         monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool | None = None,
         monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
         callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
-        max_norm: float | None = None, resume: Any = None) -> History:
+        max_norm: float | None = None, resume: Any = None, engine: str | None = None) -> History:
     """Train ``net`` by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
     Each epoch shuffles the training data (seeded by ``seed``), splits it into
@@ -212,6 +260,12 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     :class:`netlearn.callbacks.Checkpoint`, or its dict): training continues
     after the checkpoint's epoch, up to ``epochs`` in all, with the same
     results as an uninterrupted run.
+
+    ``engine`` picks how each epoch is computed: ``"auto"`` (default; or the
+    environment variable ``NETLEARN_ENGINE``) uses the compiled Numba kernel of
+    :mod:`netlearn.kernels` when the network and optimizer are the common case
+    and NumPy otherwise; ``"numpy"`` forces the NumPy path, ``"numba"`` the
+    compiled one.  Both give the same numbers within float32 rounding.
 
     Returns a :class:`History`.  If the weights become NaN or infinite, the
     network is set back to the weights at the end of the last good epoch and
@@ -260,6 +314,8 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs)
+    state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     state.batch_size, state.seed, state.shuffle_rng, state.order = batch_size, seed, shuffle, batches.perm
     stochastic = [m for m in net.modules if isinstance(m, Stochastic)]
@@ -275,20 +331,29 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
         start = restore_checkpoint(resume, state, cbs)
     for cb in cbs:
         cb.on_train_begin(state)
+    # Callbacks that rewrite the training inputs each epoch (augmentation) invalidate the
+    # compiled engine's index of their non-zeros.
+    reindex = compiled is not None and any(getattr(cb, "changes_inputs", False) for cb in cbs)
     for epoch in range(start, epochs):
         state.epoch = epoch
         for cb in cbs:
             cb.on_epoch_begin(state)
+        if reindex:
+            compiled.reindex()
         saved = [p.copy() for p in params]
         history.eta.append(opt.eta)
         t0 = time.perf_counter()
         hooks = state.batch_hooks
-        for xb, tb in batches.epoch(shuffle):
-            net.backprop(xb, tb)
-            opt.step(params, grads)
-            if hooks:
-                for hook in hooks:
-                    hook(xb.shape[0])
+        if compiled is not None:
+            shuffle.shuffle(batches.perm)
+            compiled.epoch(batches.perm, hooks)
+        else:
+            for xb, tb in batches.epoch(shuffle):
+                net.backprop(xb, tb)
+                opt.step(params, grads)
+                if hooks:
+                    for hook in hooks:
+                        hook(xb.shape[0])
         history.epoch_seconds.append(time.perf_counter() - t0)
         if not all(np.isfinite(p).all() for p in params):
             for p, s in zip(params, saved):

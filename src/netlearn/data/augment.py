@@ -311,6 +311,10 @@ class Augment(Callback):
     draws: the same seed gives the same sequence of epochs.
     """
 
+    #: Tells ``fit`` that the training inputs change between epochs (the compiled
+    #: engine then re-indexes their non-zeros each epoch).
+    changes_inputs = True
+
     def __init__(self, rotate_degrees: float = 0.0, elastic_alpha: float = 0.0,
                  elastic_sigma: float = ELASTIC_SIGMA, noise_sigma: float = 0.0, *, fraction: float = 1.0,
                  seed: int | np.random.Generator | None = None, shape: Sequence[int] | None = None) -> None:

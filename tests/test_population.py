@@ -1,0 +1,133 @@
+"""A Population trains K networks in lockstep exactly as K separate Network.fit runs would."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import netlearn
+from netlearn import optimizers
+from netlearn.population import Population
+
+
+def sparse_data(n=210, d=20, k=4, density=0.35, seed=0):
+    g = np.random.default_rng(seed)
+    X = g.random((n, d)).astype(np.float32)
+    X[g.random((n, d)) > density] = 0
+    return X, g.integers(0, k, n)
+
+
+def assert_same_network(a, b, atol=3e-5):
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=atol)
+
+
+@pytest.mark.parametrize("net_kw", [
+    {},
+    {"activation": "tanh", "cost": "log-likelihood"},
+    {"cost": "quadratic"},
+    {"activation": "relu", "cost": "hinge"},
+])
+def test_each_network_matches_its_single_run(net_kw):
+    data = sparse_data()
+    etas, lmbdas, seeds = [0.3, 0.1, 1.0, 0.5], [0.0, 5.0, 1.0, 2.0], [1, 2, 3, 1]
+    pop = Population([20, 7, 5, 4], etas, lmbdas, 0.0, seeds, **net_kw)
+    hists = pop.fit(data, 3, 7, evaluation_data=data, seed=4, monitor_evaluation_cost=True,
+                    monitor_training_accuracy=True)
+    for k in range(len(pop)):
+        net = netlearn.Network([20, 7, 5, 4], seed=seeds[k], **net_kw)
+        h = net.fit(data, 3, 7, etas[k], lmbda=lmbdas[k], seed=4, evaluation_data=data,
+                    monitor_evaluation_cost=True, monitor_training_accuracy=True)
+        assert_same_network(net, pop.networks[k])
+        assert h.evaluation_accuracy == hists[k].evaluation_accuracy
+        assert h.training_accuracy == hists[k].training_accuracy
+        np.testing.assert_allclose(h.evaluation_cost, hists[k].evaluation_cost, rtol=1e-4)
+        assert hists[k].eta == [etas[k]] * 3 and len(hists[k].epoch_seconds) == 3
+
+
+def test_dense_inputs_and_a_partial_last_batch():
+    X, y = sparse_data(n=103, density=1.0)
+    pop = Population([20, 6, 4], [0.2, 0.7], 1.0, seed=[5, 6])
+    pop.fit((X, y), 2, 10, seed=9)
+    for k, s in enumerate([5, 6]):
+        net = netlearn.Network([20, 6, 4], seed=s)
+        net.fit((X, y), 2, 10, [0.2, 0.7][k], lmbda=1.0, seed=9)
+        assert_same_network(net, pop.networks[k])
+
+
+class Momentum(optimizers.GradientTransformation):
+    """Nielsen's momentum as a link placed before scale_by_learning_rate: u -> mu u_prev + u."""
+
+    def __init__(self, mu):
+        self.mu = mu
+
+    def init(self, params, decay):
+        super().init(params, decay)
+        self.v = [np.zeros_like(p) for p in params]
+
+    def update(self, updates, params):
+        for u, v in zip(updates, self.v):
+            v *= self.mu
+            v += u
+            u[...] = v
+
+
+def test_momentum_matches_a_momentum_chain():
+    data = sparse_data()
+    n = data[0].shape[0]
+    etas, lmbdas, mus = [0.2, 0.5, 0.3], [1.0, 0.0, 3.0], [0.5, 0.0, 0.9]
+    pop = Population([20, 8, 4], etas, lmbdas, mus, seed=[0, 1, 2])
+    pop.fit(data, 2, 5, seed=1)
+    for k in range(3):
+        opt = optimizers.Optimizer(optimizers.chain(optimizers.add_decayed_weights(lmbdas[k] / n),
+                                                    Momentum(mus[k]), optimizers.scale_by_learning_rate(etas[k])))
+        net = netlearn.Network([20, 8, 4], seed=k)
+        net.fit(data, 2, 5, etas[k], seed=1, optimizer=opt)
+        assert_same_network(net, pop.networks[k], atol=1e-4)
+
+
+def test_a_diverging_network_is_frozen_and_the_others_are_undisturbed():
+    X, y = sparse_data()
+    X = X * 50
+    kw = {"activation": "relu", "cost": "quadratic", "output": "identity"}
+    pop = Population([20, 6, 4], [0.001, 50.0, 0.002], 0.0, seed=[1, 2, 3], **kw)
+    hists = pop.fit((X, y), 3, 10, evaluation_data=(X, y), seed=0)
+    assert pop.diverged[1] is not None and pop.diverged[0] is None and pop.diverged[2] is None
+    assert len(hists[1].evaluation_accuracy) == pop.diverged[1] - 1
+    assert all(np.isfinite(p).all() for p in pop.networks[1].parameters())
+    for k in (0, 2):
+        net = netlearn.Network([20, 6, 4], seed=k + 1, **kw)
+        net.fit((X, y), 3, 10, [0.001, 50.0, 0.002][k], seed=0)
+        assert_same_network(net, pop.networks[k], atol=1e-4)
+        assert len(hists[k].evaluation_accuracy) == 3
+
+
+def test_grid_order_and_configs():
+    pop = Population.grid([20, 5, 4], eta=[0.1, 1.0], lmbda=[0.0, 5.0], mu=[0.0], seeds=[7, 8])
+    assert len(pop) == 8
+    assert pop.configs[0] == {"eta": 0.1, "lmbda": 0.0, "mu": 0.0, "seed": 7}
+    assert pop.configs[-1] == {"eta": 1.0, "lmbda": 5.0, "mu": 0.0, "seed": 8}
+    # Same seed, same initial weights as the Network it stands for.
+    assert_same_network(pop.networks[1], netlearn.Network([20, 5, 4], seed=8), atol=0)
+
+
+def test_bad_parameters_are_refused_clearly():
+    with pytest.raises(ValueError, match="'eta'"):
+        Population([20, 5, 4], [0.1, -1.0])
+    with pytest.raises(ValueError, match="'mu'"):
+        Population([20, 5, 4], 0.1, mu=1.0)
+    with pytest.raises(ValueError, match="one per network"):
+        Population([20, 5, 4], [0.1, 0.2, 0.3], lmbda=[1.0, 2.0])
+    with pytest.raises(ValueError, match="softmax"):
+        Population([20, 5, 4], 0.1, activation="softmax")
+    pop = Population([20, 5, 4], [0.1, 0.2])
+    with pytest.raises(ValueError, match="features"):
+        pop.fit((np.zeros((5, 3)), np.zeros(5, int)), 1, 2)
+
+
+def test_best_and_accuracy():
+    data = sparse_data()
+    pop = Population([20, 8, 4], [0.01, 1.0], seed=[0, 0])
+    pop.fit(data, 2, 10, evaluation_data=data, seed=0)
+    acc = pop.accuracy(data)
+    assert acc.shape == (2,)
+    assert pop.best() == int(np.argmax([h.evaluation_accuracy[-1] for h in pop.histories]))

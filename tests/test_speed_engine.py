@@ -1,0 +1,186 @@
+"""The compiled (Numba) training epoch gives the NumPy path's numbers, and is chosen only where it applies."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import netlearn
+from netlearn import kernels, optimizers
+from netlearn.training import Callback, DivergenceError
+
+
+def sparse_data(n=240, d=20, k=4, density=0.35, seed=0):
+    g = np.random.default_rng(seed)
+    X = g.random((n, d)).astype(np.float32)
+    X[g.random((n, d)) > density] = 0
+    return X, g.integers(0, k, n)
+
+
+def train_both(sizes, data, epochs=2, batch=7, eta=0.3, net_kw=None, **fit_kw):
+    nets, hists = [], []
+    for engine in ("numpy", "numba"):
+        net = netlearn.Network(sizes, seed=1, **(net_kw or {}))
+        hists.append(net.fit(data, epochs, batch, eta, seed=3, engine=engine, **fit_kw))
+        nets.append(net)
+    return nets, hists
+
+
+def assert_same_params(a, b, atol=2e-5):
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert p.dtype == q.dtype
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=atol)
+
+
+PAIRINGS = [
+    {},                                                   # sigmoid + cross-entropy (fused)
+    {"activation": "tanh", "cost": "log-likelihood"},     # softmax output (fused)
+    {"activation": "relu", "cost": "quadratic", "output": "identity"},
+    {"cost": "quadratic"},                                # the book's quadratic + sigmoid (chain rule)
+    {"activation": "relu", "cost": "hinge"},
+]
+
+
+@pytest.mark.parametrize("net_kw", PAIRINGS)
+@pytest.mark.parametrize("reg", [{}, {"lmbda": 5.0}, {"l1": 2.0}, {"lmbda": 1.0, "l1": 0.5}])
+def test_compiled_matches_numpy(net_kw, reg):
+    nets, hists = train_both([20, 9, 6, 4], sparse_data(), net_kw=net_kw, **reg)
+    assert_same_params(*nets)
+
+
+def test_dense_inputs_and_partial_last_batch():
+    X, y = sparse_data(n=101, density=1.0)
+    nets, _ = train_both([20, 5, 4], (X, y), batch=10, lmbda=2.0)
+    assert_same_params(*nets)
+
+
+def test_float64_networks_use_the_compiled_path_too():
+    nets, _ = train_both([20, 5, 4], sparse_data(), net_kw={"dtype": "float64"}, lmbda=1.0)
+    assert nets[1].parameters()[0].dtype == np.float64
+    assert_same_params(*nets, atol=1e-10)
+
+
+def test_lazy_decay_scale_is_folded_back_when_tiny():
+    # 1 - eta*lmbda/n = 0.8 per batch of one example: the scale passes 1e-4 within the epoch.
+    X, y = sparse_data(n=50)
+    nets, _ = train_both([20, 5, 4], (X, y), epochs=2, batch=1, eta=0.5, lmbda=20.0)
+    assert_same_params(*nets)
+
+
+def test_monitoring_and_history_match():
+    data = sparse_data()
+    _, (h_np, h_nb) = train_both([20, 8, 4], data, evaluation_data=data, lmbda=1.0,
+                                 monitor_evaluation_cost=True, monitor_training_accuracy=True)
+    assert h_np.evaluation_accuracy == h_nb.evaluation_accuracy
+    assert h_np.training_accuracy == h_nb.training_accuracy
+    np.testing.assert_allclose(h_np.evaluation_cost, h_nb.evaluation_cost, rtol=1e-5)
+
+
+class EngineSpy(Callback):
+    def on_train_begin(self, state):
+        self.engine = state.engine
+
+
+class HalveEta(Callback):
+    """A schedule: halve eta after every epoch (the compiled path must read it afresh)."""
+
+    def on_epoch_end(self, state):
+        state.optimizer.eta = state.optimizer.eta / 2
+
+
+def test_auto_picks_numba_and_env_var_forces_numpy(monkeypatch):
+    data = sparse_data(n=20_000, density=0.1)
+    spy = EngineSpy()
+    netlearn.Network([20, 5, 4]).fit(data, 1, 100, 0.1, callbacks=[spy])
+    assert spy.engine == "numba"
+    monkeypatch.setenv("NETLEARN_ENGINE", "numpy")
+    netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, callbacks=[spy])
+    assert spy.engine == "numpy"
+    netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, callbacks=[spy], engine="numba")
+    assert spy.engine == "numba"
+
+
+def test_schedule_changing_eta_between_epochs():
+    nets, hists = train_both([20, 6, 4], sparse_data(), epochs=3, lmbda=1.0, callbacks=[HalveEta()])
+    assert hists[1].eta == [0.3, 0.15, 0.075]
+    assert_same_params(*nets)
+
+
+def test_progress_hooks_see_every_example():
+    X, y = sparse_data(n=233)
+    seen = []
+
+    class Counter(Callback):
+        def on_train_begin(self, state):
+            state.batch_hooks.append(seen.append)
+
+    netlearn.Network([20, 5, 4]).fit((X, y), 2, 4, 0.1, callbacks=[Counter()], engine="numba")
+    assert sum(seen) == 2 * 233 and len(seen) > 2
+
+
+def test_unsupported_cases_fall_back_or_explain():
+    data = sparse_data()
+    seq = netlearn.Sequential([netlearn.Dense(20, 5), netlearn.Softmax(), netlearn.Dense(5, 4), netlearn.Sigmoid()])
+    spy = EngineSpy()
+    netlearn.kernels.kernels()  # loaded: "auto" would use it for any run length
+    seq.fit(data, 1, 10, 0.1, callbacks=[spy])
+    assert spy.engine == "numpy"
+    with pytest.raises(kernels.EngineUnavailable, match="softmax"):
+        seq.fit(data, 1, 10, 0.1, engine="numba")
+
+    class Clip(optimizers.GradientTransformation):
+        def update(self, updates, params):
+            for u in updates:
+                np.clip(u, -1, 1, out=u)
+
+    opt = optimizers.Optimizer(optimizers.chain(Clip(), optimizers.scale_by_learning_rate(0.1)))
+    with pytest.raises(ValueError, match="Clip"):
+        netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, optimizer=opt, engine="numba")
+    netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, optimizer=opt, callbacks=[spy])
+    assert spy.engine == "numpy"
+    with pytest.raises(ValueError, match="'engine' parameter"):
+        netlearn.Network([20, 5, 4]).fit(data, 1, 10, 0.1, engine="fortran")
+
+
+def test_divergence_restores_last_good_weights_on_compiled_path():
+    X, y = sparse_data()
+    net = netlearn.Network([20, 5, 4], activation="relu", cost="quadratic", output="identity", seed=0)
+    net.fit((X, y), 1, 10, 0.01, engine="numba")
+    good = [p.copy() for p in net.parameters()]
+    with pytest.raises(DivergenceError):
+        net.fit((X * 1e3, y), 3, 10, 1e3, engine="numba")
+    # The failed call restores the weights of its own last good epoch: finite ones.
+    assert all(np.isfinite(p).all() for p in net.parameters())
+    assert len(good) == len(net.parameters())
+
+
+def test_import_stays_light():
+    code = "import sys, netlearn; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_short_runs_do_not_load_numba():
+    code = ("import sys, numpy as np, netlearn; X = np.eye(20, dtype=np.float32); "
+            "netlearn.Network([20, 3, 20]).fit((X, np.arange(20)), 2, 5, 0.1); print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_fit_changes_no_thread_settings():
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    netlearn.Network([20, 5, 4]).fit(sparse_data(), 1, 10, 0.1, engine="numba")
+    assert numba.get_num_threads() == before
+
+
+def test_sparse_rows_index_matches_the_data():
+    X, _ = sparse_data(n=30)
+    indptr, cols, vals = kernels.sparse_rows(X)
+    for r in range(X.shape[0]):
+        nz = np.flatnonzero(X[r])
+        np.testing.assert_array_equal(cols[indptr[r]:indptr[r + 1]], nz)
+        np.testing.assert_array_equal(vals[indptr[r]:indptr[r + 1]], X[r, nz])
+    assert kernels.sparse_rows(np.ones((4, 3), np.float32)) is None
