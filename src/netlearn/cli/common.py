@@ -16,44 +16,25 @@ def error_exit(message: str, status: int = 2) -> int:
     return status
 
 
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return v
+def _number(cast, what: str, ok, bound: str):
+    """An argparse ``type``: ``cast`` the text, then check it with ``ok``; errors name the value and the rule."""
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
+        return v
+
+    return parse
 
 
-def nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not np.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return v
-
-
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return v
-
-
-def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return v
+positive_float = _number(float, "a number", lambda v: np.isfinite(v) and v > 0, "a positive number")
+nonneg_float = _number(float, "a number", lambda v: np.isfinite(v) and v >= 0, "a number >= 0")
+positive_int = _number(int, "a whole number", lambda v: v >= 1, "a whole number >= 1")
+nonneg_int = _number(int, "a whole number", lambda v: v >= 0, "a whole number >= 0")
 
 
 def layer_sizes(text: str) -> list[int]:
