@@ -16,6 +16,10 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir as _ir
+from numba.core import cgutils as _cgutils
+from numba.core import types as _types
+from numba.extending import intrinsic
 
 from .kernels import CHAINED, FUSED, HINGE, RELU, SIGMOID, SOFTMAX, TANH, _MIN_SCALE
 
@@ -26,32 +30,50 @@ FASTMATH = {"contract", "reassoc", "nsz"}
 jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 
+
+# ---------------------------------------------------------------------------
+# float32 exp that vectorizes (Cephes' expf: range reduction + degree-5 polynomial)
+# ---------------------------------------------------------------------------
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """``2.0**n`` for a float32 ``n`` holding an integer in [-126, 127]: the exponent bits built directly.
+
+    (An LLVM ``fptosi``, add, shift and ``bitcast``, so loops that use it stay vectorizable.)
+    """
+    if n != _types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = _ir.IntType(32)
+        e = builder.add(builder.fptosi(args[0], i32), _ir.Constant(i32, 127))
+        return builder.bitcast(builder.shl(e, _ir.Constant(i32, 23)), _ir.FloatType())
+
+    return _types.float32(_types.float32), codegen
+
+
+_F = np.float32
+_EXP_HI, _EXP_LO = _F(88.0), _F(-87.0)
+_LOG2E, _HALF, _ONE = _F(1.44269504088896341), _F(0.5), _F(1.0)
+_LN2_HI, _LN2_LO = _F(0.693359375), _F(-2.12194440e-4)
+_P0, _P1, _P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3)
+_P3, _P4, _P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
+
+
 @jit
-def activate(z, code):
-    """Apply activation ``code`` in place to the row ``z`` (softmax subtracts the row maximum first)."""
-    n = z.shape[0]
-    if code == SIGMOID:
-        for j in range(n):
-            z[j] = 1.0 / (1.0 + math.exp(-z[j]))
-    elif code == TANH:
-        for j in range(n):
-            z[j] = math.tanh(z[j])
-    elif code == RELU:
-        for j in range(n):
-            if z[j] < 0:
-                z[j] = 0.0
-    elif code == SOFTMAX:
-        mx = z[0]
-        for j in range(1, n):
-            if z[j] > mx:
-                mx = z[j]
-        tot = 0.0
-        for j in range(n):
-            z[j] = math.exp(z[j] - mx)
-            tot += z[j]
-        inv = 1.0 / tot
-        for j in range(n):
-            z[j] *= inv
+def expf(x):
+    """``exp(x)`` for a float32 ``x`` within about 1 ulp (clamped to [-87, 88], NaN stays NaN).
+
+    ``math.exp`` is a call into libm that LLVM cannot vectorize; this is plain
+    float32 arithmetic, so a loop of it becomes AVX-512 code.
+    """
+    x = min(max(x, _EXP_LO), _EXP_HI)
+    n = np.floor(x * _LOG2E + _HALF)
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    p = p * (r * r) + r + _ONE
+    return p * _pow2(n)
 
 
 @jit
@@ -64,18 +86,6 @@ def derivative(a, code):
     if code == RELU:
         return 1.0 if a > 0 else 0.0
     return 1.0
-
-
-@jit
-def output_delta(a, t, d, inv_m, kind, code):
-    """Fill the row ``d`` with ``dC/dz`` for outputs ``a`` and targets ``t`` (batch mean: times ``inv_m``)."""
-    for j in range(a.shape[0]):
-        if kind == FUSED:
-            d[j] = (a[j] - t[j]) * inv_m
-        elif kind == HINGE:
-            d[j] = -t[j] * inv_m if t[j] * a[j] < 1 else 0.0
-        else:  # CHAINED: quadratic cost through f'(z)
-            d[j] = (a[j] - t[j]) * inv_m * derivative(a[j], code)
 
 
 @jit
@@ -113,28 +123,153 @@ def scale_rows(W, s):
             w[j] *= s
 
 
-@jit
-def sparse_dot(indptr, cols, vals, r, W, z):
-    """``z = x_r W`` over the non-zeros of input row ``r`` (CSR), four at a time.
+# ---------------------------------------------------------------------------
+# 16-wide SIMD steps, written directly as LLVM vector operations
+# ---------------------------------------------------------------------------
+# Why: a loop ``for j in range(n): W[i, j] += g * d[e, j]`` over a short
+# runtime width (32 for the book's hidden layer) is vectorized by LLVM for
+# 64 elements at a time, with the rest in a narrow or scalar remainder loop,
+# so these widths never reach the fast path; a constant 16-element loop is
+# unrolled first and then not vectorized at all, for fear that ``W`` and
+# ``d`` overlap.  These helpers say "one 16-element vector operation"
+# outright: LLVM maps a <16 x float> to one AVX-512 register (two AVX2 ones,
+# or four SSE ones elsewhere).  Offsets are flat element indices into
+# C-contiguous arrays; the layer widths are padded to multiples of 16.
 
-    Summing four weight rows before adding to ``z`` breaks the chain of
-    load-add-store through ``z`` that otherwise limits the speed.
+#: The SIMD block: widths are padded to multiples of this.
+B = 16
+
+
+def _vector_ptr(context, builder, aryty, ary, idx, idxty):
+    """Pointer to the <16 x dtype> vector starting at flat element ``idx`` of the array ``ary``."""
+    data = context.make_array(aryty)(context, builder, ary).data
+    i = context.cast(builder, idx, idxty, _types.intp)
+    elem = context.get_data_type(aryty.dtype)
+    return builder.bitcast(builder.gep(data, [i]), _ir.VectorType(elem, B).as_pointer())
+
+
+def _load(builder, ptr, aryty):
+    return builder.load(ptr, align=aryty.dtype.bitwidth // 8)
+
+
+def _splat(builder, x, vecty):
+    v = builder.insert_element(_ir.Constant(vecty, _ir.Undefined), x, _ir.Constant(_ir.IntType(32), 0))
+    return builder.shuffle_vector(v, _ir.Constant(vecty, _ir.Undefined), _ir.Constant(_ir.VectorType(_ir.IntType(32), B), [0] * B))
+
+
+def _fma(builder, a, b, c):
+    """``a * b + c`` element-wise, as the vector ``llvm.fma`` intrinsic."""
+    vt = a.type
+    name = f"llvm.fma.v{vt.count}f{vt.element.intrinsic_name[1:]}"  # llvm.fma.v16f32 / v16f64
+    fn = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(vt, [vt, vt, vt]), name)
+    return builder.call(fn, [a, b, c])
+
+
+def _same_float_arrays(*arys):
+    return all(isinstance(a, _types.Array) and a.dtype == arys[0].dtype and a.dtype in (_types.float32, _types.float64)
+               for a in arys)
+
+
+@intrinsic
+def vaxpy(typingctx, Y, iy, a, X, ix):
+    """``Y.flat[iy:iy+16] += a * X.flat[ix:ix+16]`` (fused multiply-add)."""
+    if not _same_float_arrays(Y, X):
+        return None
+    sig = _types.none(Y, iy, Y.dtype, X, ix)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, av, Xv, ixv = args
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        px = _vector_ptr(context, builder, X, Xv, ixv, ix)
+        yv, xv = _load(builder, py, Y), _load(builder, px, X)
+        builder.store(_fma(builder, _splat(builder, av, yv.type), xv, yv), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vaxpy4(typingctx, Y, iy, W, i0, i1, i2, i3, x0, x1, x2, x3):
+    """``Y.flat[iy:iy+16] += x0 W.flat[i0:i0+16] + ... + x3 W.flat[i3:i3+16]``.
+
+    Summing four rows before touching ``Y`` breaks the chain of load-add-store
+    through ``Y`` that otherwise limits a long sum of rows to one per ~10 cycles.
     """
-    n = z.shape[0]
-    z[:] = 0.0
-    p, p1 = indptr[r], indptr[r + 1]
-    while p + 4 <= p1:
-        x0, x1, x2, x3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-        i0, i1, i2, i3 = cols[p], cols[p + 1], cols[p + 2], cols[p + 3]
+    if not _same_float_arrays(Y, W):
+        return None
+    sig = _types.none(Y, iy, W, i0, i1, i2, i3, Y.dtype, Y.dtype, Y.dtype, Y.dtype)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, Wv = args[0], args[1], args[2]
+        idx, xs = args[3:7], args[7:11]
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        rows = [_load(builder, _vector_ptr(context, builder, W, Wv, i, signature.args[3 + k]), W)
+                for k, i in enumerate(idx)]
+        vecty = rows[0].type
+        xv = [_splat(builder, x, vecty) for x in xs]
+        s01 = _fma(builder, xv[1], rows[1], builder.fmul(xv[0], rows[0]))
+        s23 = _fma(builder, xv[3], rows[3], builder.fmul(xv[2], rows[2]))
+        yv = _load(builder, py, Y)
+        builder.store(builder.fadd(yv, builder.fadd(s01, s23)), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vdot(typingctx, X, ix, Y, iy):
+    """``sum(X.flat[ix:ix+16] * Y.flat[iy:iy+16])`` (a pairwise tree of sums)."""
+    if not _same_float_arrays(X, Y):
+        return None
+    sig = X.dtype(X, ix, Y, iy)
+
+    def codegen(context, builder, signature, args):
+        Xv, ixv, Yv, iyv = args
+        v = builder.fmul(_load(builder, _vector_ptr(context, builder, X, Xv, ixv, ix), X),
+                         _load(builder, _vector_ptr(context, builder, Y, Yv, iyv, iy), Y))
+        i32 = _ir.IntType(32)
+        h = B
+        while h > 1:  # fold the upper half onto the lower half
+            h //= 2
+            mask = _ir.Constant(_ir.VectorType(i32, B), list(range(h, 2 * h)) + list(range(B - h)))
+            v = builder.fadd(v, builder.shuffle_vector(v, v, mask))
+        return builder.extract_element(v, _ir.Constant(i32, 0))
+
+    return sig, codegen
+
+
+@jit
+def activate_row(Z, e, n, code):
+    """Apply activation ``code`` in place to ``Z[e, :n]`` (the padding ``Z[e, n:]`` stays 0).
+
+    Float32 sigmoid goes through :func:`expf`, so the loop vectorizes.
+    """
+    if code == SIGMOID:
+        if Z.itemsize == 4:  # (the float64 kernel compiles this branch too, hence the cast)
+            for j in range(n):
+                Z[e, j] = _ONE / (_ONE + expf(np.float32(-Z[e, j])))
+        else:
+            for j in range(n):
+                Z[e, j] = 1.0 / (1.0 + math.exp(-Z[e, j]))
+    elif code == TANH:
         for j in range(n):
-            z[j] += (x0 * W[i0, j] + x1 * W[i1, j]) + (x2 * W[i2, j] + x3 * W[i3, j])
-        p += 4
-    while p < p1:
-        x0 = vals[p]
-        i0 = cols[p]
+            Z[e, j] = math.tanh(Z[e, j])
+    elif code == RELU:
         for j in range(n):
-            z[j] += x0 * W[i0, j]
-        p += 1
+            if Z[e, j] < 0:
+                Z[e, j] = 0.0
+    elif code == SOFTMAX:
+        mx = Z[e, 0]
+        for j in range(1, n):
+            if Z[e, j] > mx:
+                mx = Z[e, j]
+        tot = 0.0
+        for j in range(n):
+            Z[e, j] = math.exp(Z[e, j] - mx)
+            tot += Z[e, j]
+        inv = 1.0 / tot
+        for j in range(n):
+            Z[e, j] *= inv
 
 
 @jit
@@ -144,14 +279,17 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
 
     ``Ws``/``bs``: each Dense layer's weights ``(n_in, n_out)`` and biases,
     updated in place, padded with zero columns (and, after the first layer,
-    zero rows) to a multiple of 16 outputs so that the inner loops fill whole
-    SIMD registers; ``widths`` holds the real ``n_out``.  Padded activations
-    are kept at 0, so padded weights stay 0.  ``A[l]``/``D[l]``: ``(m, n_out)``
-    buffers for each layer's activations and deltas.  ``scales``: one
-    lazy-decay scalar per layer (the true weights are ``s V`` and ``V`` lives
-    in ``W`` during the call; the true weights are written back before
-    returning).  The rule is the book's
+    zero rows) to a multiple of 16 outputs so that the inner loops are whole
+    16-wide vector steps (:func:`vaxpy` and friends); ``widths`` holds the
+    real ``n_out``.  Padded activations are kept at 0, so padded weights stay
+    0.  ``A[l]``/``D[l]``: ``(m, n_out)`` buffers for each layer's activations
+    and deltas.  ``scales``: one lazy-decay scalar per layer (the true weights
+    are ``s V`` and ``V`` lives in ``W`` during the call; the true weights are
+    written back before returning).  The rule is the book's
     ``W -> W - eta (dC/dW + c2 W + c1 sgn W)``, ``b -> b - eta dC/db``.
+
+    Every scalar that meets the weights is first cast to their dtype (through
+    ``one``): a float64 factor would turn float32 loops into float64 ones.
     """
     L = len(Ws)
     n = perm.shape[0]
@@ -160,119 +298,150 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
     for l in range(L):
         scales[l] = 1.0
     decay = 1.0 - eta * c2
+    one[0] = -eta
+    neg_eta = one[0]
     for s0 in range(start, stop, m):
         mb = min(m, n - s0)
-        inv_m = 1.0 / mb
+        one[0] = 1.0 / mb
+        inv_m = one[0]
         # ---- forward, layer 0: z = s (x V) + b over the non-zero inputs only
         W0 = Ws[0]
         a0 = A[0]
-        s = scales[0]
+        one[0] = scales[0]
+        s = one[0]
         b = bs[0]
+        H = W0.shape[1]
         for e in range(mb):
             r = perm[s0 + e]
-            z = a0[e]
+            ze = e * H
+            for j in range(H):
+                a0[e, j] = 0.0
             if sparse:
-                sparse_dot(indptr, cols, vals, r, W0, z)
+                p, p1 = indptr[r], indptr[r + 1]
+                while p + 4 <= p1:
+                    i0, i1 = np.intp(cols[p]) * H, np.intp(cols[p + 1]) * H
+                    i2, i3 = np.intp(cols[p + 2]) * H, np.intp(cols[p + 3]) * H
+                    x0, x1, x2, x3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
+                    for j0 in range(0, H, B):
+                        vaxpy4(a0, ze + j0, W0, i0 + j0, i1 + j0, i2 + j0, i3 + j0, x0, x1, x2, x3)
+                    p += 4
+                while p < p1:
+                    i0 = np.intp(cols[p]) * H
+                    for j0 in range(0, H, B):
+                        vaxpy(a0, ze + j0, vals[p], W0, i0 + j0)
+                    p += 1
             else:
-                z[:] = 0.0
                 for i in range(n_in0):
                     x = X[r, i]
                     if x != 0:
-                        w = W0[i]
-                        for j in range(z.shape[0]):
-                            z[j] += x * w[j]
-            for j in range(z.shape[0]):
-                z[j] = s * z[j] + b[j]
-            activate(z[:widths[0]], acts[0])
+                        for j0 in range(0, H, B):
+                            vaxpy(a0, ze + j0, x, W0, i * H + j0)
+            for j in range(H):
+                a0[e, j] = s * a0[e, j] + b[j]
+            activate_row(a0, e, widths[0], acts[0])
         # ---- forward, later layers (dense)
         for l in range(1, L):
             W = Ws[l]
             u = A[l - 1]
             a = A[l]
-            s = scales[l]
+            one[0] = scales[l]
+            s = one[0]
             b = bs[l]
+            I, J = widths[l - 1], W.shape[1]
             for e in range(mb):
-                z = a[e]
-                z[:] = 0.0
-                for i in range(widths[l - 1]):
-                    x = u[e, i]
-                    for j in range(W.shape[1]):
-                        z[j] += x * W[i, j]
-                for j in range(z.shape[0]):
-                    z[j] = s * z[j] + b[j]
-                activate(z[:widths[l]], acts[l])
+                ze = e * J
+                for j in range(J):
+                    a[e, j] = 0.0
+                i = 0
+                while i + 4 <= I:
+                    for j0 in range(0, J, B):
+                        vaxpy4(a, ze + j0, W, i * J + j0, (i + 1) * J + j0, (i + 2) * J + j0, (i + 3) * J + j0,
+                               u[e, i], u[e, i + 1], u[e, i + 2], u[e, i + 3])
+                    i += 4
+                while i < I:
+                    for j0 in range(0, J, B):
+                        vaxpy(a, ze + j0, u[e, i], W, i * J + j0)
+                    i += 1
+                for j in range(J):
+                    a[e, j] = s * a[e, j] + b[j]
+                activate_row(a, e, widths[l], acts[l])
         # ---- output delta (padded entries stay 0)
+        nl = widths[L - 1]
+        aL = A[L - 1]
+        dL = D[L - 1]
+        code = acts[L - 1]
         for e in range(mb):
-            nl = widths[L - 1]
-            output_delta(A[L - 1][e, :nl], T[perm[s0 + e]], D[L - 1][e, :nl], inv_m, kind, acts[L - 1])
+            r = perm[s0 + e]
+            for j in range(nl):
+                if kind == FUSED:
+                    dL[e, j] = (aL[e, j] - T[r, j]) * inv_m
+                elif kind == HINGE:
+                    dL[e, j] = -T[r, j] * inv_m if T[r, j] * aL[e, j] < 1 else 0.0
+                else:  # CHAINED: quadratic cost through f'(z)
+                    dL[e, j] = (aL[e, j] - T[r, j]) * inv_m * derivative(aL[e, j], code)
         # ---- backward with the pre-update weights: delta_{l-1} = s (delta_l V^T) * f'(a_{l-1})
         for l in range(L - 1, 0, -1):
             W = Ws[l]
-            s = scales[l]
+            one[0] = scales[l]
+            s = one[0]
             dn = D[l]
             dp = D[l - 1]
             u = A[l - 1]
+            J = W.shape[1]
+            code = acts[l - 1]
             for e in range(mb):
-                de = dn[e]
                 for i in range(widths[l - 1]):
-                    w = W[i]
-                    acc = w[0] * de[0]
-                    for j in range(1, w.shape[0]):
-                        acc += w[j] * de[j]
-                    dp[e, i] = s * acc * derivative(u[e, i], acts[l - 1])
+                    acc = vdot(W, i * J, dn, e * J)
+                    for j0 in range(B, J, B):
+                        acc += vdot(W, i * J + j0, dn, e * J + j0)
+                    dp[e, i] = s * acc * derivative(u[e, i], code)
         # ---- update each layer: decay (lazy unless L1), then W += -eta x delta^T per example
         for l in range(L):
             W = Ws[l]
             d = D[l]
+            J = W.shape[1]
             if c1 != 0.0:
                 for i in range(W.shape[0]):
-                    w = W[i]
-                    for j in range(w.shape[0]):
-                        sg = 1.0 if w[j] > 0 else (-1.0 if w[j] < 0 else 0.0)
-                        w[j] -= eta * (c2 * w[j] + c1 * sg)
+                    for j in range(J):
+                        sg = 1.0 if W[i, j] > 0 else (-1.0 if W[i, j] < 0 else 0.0)
+                        W[i, j] -= eta * (c2 * W[i, j] + c1 * sg)
                 coef = -eta
             else:
-                s = scales[l] * decay
-                if abs(s) < _MIN_SCALE:
-                    scale_rows(W, s)
-                    s = 1.0
-                scales[l] = s
-                coef = -eta / s
+                sc = scales[l] * decay
+                if abs(sc) < _MIN_SCALE:
+                    scale_rows(W, sc)
+                    sc = 1.0
+                scales[l] = sc
+                coef = -eta / sc
+            one[0] = coef
+            coef = one[0]
             if l == 0:
                 for e in range(mb):
                     r = perm[s0 + e]
-                    de = d[e]
+                    de = e * J
                     if sparse:
                         for p in range(indptr[r], indptr[r + 1]):
-                            one[0] = coef * vals[p]
-                            g = one[0]
-                            i = cols[p]
-                            for j in range(W.shape[1]):
-                                W[i, j] += g * d[e, j]
+                            g = coef * vals[p]
+                            i = np.intp(cols[p]) * J
+                            for j0 in range(0, J, B):
+                                vaxpy(W, i + j0, g, d, de + j0)
                     else:
                         for i in range(n_in0):
                             xv = X[r, i]
                             if xv != 0:
-                                one[0] = coef * xv
-                                g = one[0]
-                                w = W[i]
-                                for j in range(w.shape[0]):
-                                    w[j] += g * de[j]
+                                for j0 in range(0, J, B):
+                                    vaxpy(W, i * J + j0, coef * xv, d, de + j0)
             else:
                 u = A[l - 1]
                 for e in range(mb):
-                    de = d[e]
                     for i in range(widths[l - 1]):
-                        one[0] = coef * u[e, i]
-                        g = one[0]
-                        for j in range(W.shape[1]):
-                            W[i, j] += g * d[e, j]
+                        g = coef * u[e, i]
+                        for j0 in range(0, J, B):
+                            vaxpy(W, i * J + j0, g, d, e * J + j0)
             b = bs[l]
-            for j in range(b.shape[0]):
-                acc = d[0, j]
-                for e in range(1, mb):
-                    acc += d[e, j]
-                b[j] -= eta * acc
+            for e in range(mb):
+                for j0 in range(0, J, B):
+                    vaxpy(b, j0, neg_eta, d, e * J + j0)
     # ---- write the true weights back: W = s V, s = 1
     for l in range(L):
         if scales[l] != 1.0:
