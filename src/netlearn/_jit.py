@@ -115,6 +115,27 @@ def csr_fill(X, indptr, cols, vals):
 
 
 @jit
+def csr_fill32(X, indptr, cols, vals):
+    """:func:`csr_fill` for float32 ``X``, sixteen inputs at a time with :func:`vcompress`.
+
+    About three times faster on MNIST.  The last ``n_in % 16`` inputs of a row
+    go one at a time as in :func:`csr_fill`.  ``cols``/``vals`` need ``B``
+    spare slots at the end.
+    """
+    N = X.shape[1]
+    N16 = N - N % B
+    for r in range(X.shape[0]):
+        p = indptr[r]
+        for i in range(0, N16, B):
+            p += vcompress(X, r * N + i, vals, cols, p, i)
+        for i in range(N16, N):
+            x = X[r, i]
+            cols[p] = i
+            vals[p] = x
+            p += x != 0
+
+
+@jit
 def scale_rows(W, s):
     """``W *= s`` (folding a lazy decay scale back into the weights)."""
     for i in range(W.shape[0]):
@@ -234,6 +255,46 @@ def vdot(typingctx, X, ix, Y, iy):
             mask = _ir.Constant(_ir.VectorType(i32, B), list(range(h, 2 * h)) + list(range(B - h)))
             v = builder.fadd(v, builder.shuffle_vector(v, v, mask))
         return builder.extract_element(v, _ir.Constant(i32, 0))
+
+    return sig, codegen
+
+
+@intrinsic
+def vcompress(typingctx, X, ix, vals, cols, p, first):
+    """Append the non-zeros of ``X.flat[ix:ix+16]`` to ``vals[p:]`` and their positions
+    (``first``, ``first+1``, ...) to ``cols[p:]``; return how many there were.
+
+    The non-zeros are packed in a register (LLVM's ``vector.compress``: one
+    AVX-512 ``vcompressps`` / ``vpcompressw``) and stored as a whole vector, so
+    up to 16 slots past the last one written are overwritten and ``vals`` and
+    ``cols`` need 16 spare slots at the end.  (A compress straight to memory is
+    microcoded and very slow on AMD Zen 4.)  NaN counts as non-zero.  Float32 only
+    (the 16 x float64 form crashed LLVM's x86 back end when tried).
+    """
+    if not (_same_float_arrays(X, vals) and X.dtype == _types.float32 and isinstance(cols, _types.Array)
+            and isinstance(cols.dtype, _types.Integer)):
+        return None
+    sig = _types.intp(X, ix, vals, cols, p, first)
+
+    def codegen(context, builder, signature, args):
+        Xv, ixv, valsv, colsv, pv, firstv = args
+        xv = _load(builder, _vector_ptr(context, builder, X, Xv, ixv, ix), X)
+        vecty = xv.type
+        mask = builder.fcmp_unordered("!=", xv, _ir.Constant(vecty, None))
+        p = context.cast(builder, pv, p_ty := signature.args[4], _types.intp)
+        vdata = builder.gep(context.make_array(vals)(context, builder, valsv).data, [p])
+        cdata = builder.gep(context.make_array(cols)(context, builder, colsv).data, [p])
+        cty = context.get_data_type(cols.dtype)
+        first = builder.trunc(context.cast(builder, firstv, signature.args[5], _types.intp), cty)
+        idx = builder.add(_splat(builder, first, _ir.VectorType(cty, B)), _ir.Constant(_ir.VectorType(cty, B), list(range(B))))
+        for v, ptr, ty in ((xv, vdata, vals.dtype), (idx, cdata, cols.dtype)):
+            name = f"llvm.experimental.vector.compress.v{B}{v.type.element.intrinsic_name}"
+            fn = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(v.type, [v.type, mask.type, v.type]), name)
+            packed = builder.call(fn, [v, mask, _ir.Constant(v.type, _ir.Undefined)])
+            builder.store(packed, builder.bitcast(ptr, v.type.as_pointer()), align=ty.bitwidth // 8)
+        i16 = _ir.IntType(B)
+        ctpop = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(i16, [i16]), f"llvm.ctpop.i{B}")
+        return builder.zext(builder.call(ctpop, [builder.bitcast(mask, i16)]), _ir.IntType(64))
 
     return sig, codegen
 
