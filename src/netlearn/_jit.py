@@ -299,6 +299,40 @@ def vcompress(typingctx, X, ix, vals, cols, p, first):
     return sig, codegen
 
 
+@intrinsic
+def vaxpy_entries(typingctx, Y, iy, X, n, j, ent_e, ent_x, q0, q1):
+    """``Y.flat[iy:iy+16] += sum(ent_x[q] * X.flat[ent_e[q]*n + j:][:16] for q in range(q0, q1))``.
+
+    The sum is kept in a register and ``Y`` is loaded and stored once, however
+    many terms (a first-layer weight row gets one term per example that uses
+    its input).
+    """
+    if not (_same_float_arrays(Y, X, ent_x) and isinstance(ent_e, _types.Array)
+            and isinstance(ent_e.dtype, _types.Integer)):
+        return None
+    sig = _types.none(Y, iy, X, n, j, ent_e, ent_x, q0, q1)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, Xv, nv, jv, ev, xv, q0v, q1v = args
+        intp = _types.intp
+        cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        acc0 = _load(builder, py, Y)
+        acc = _cgutils.alloca_once_value(builder, acc0)
+        edata = context.make_array(ent_e)(context, builder, ev).data
+        xdata = context.make_array(ent_x)(context, builder, xv).data
+        n64, j64 = cast(nv, 3), cast(jv, 4)
+        with _cgutils.for_range_slice(builder, cast(q0v, 7), cast(q1v, 8), _ir.Constant(_ir.IntType(64), 1), inc=True) as (q, _):
+            e = context.cast(builder, builder.load(builder.gep(edata, [q])), ent_e.dtype, intp)
+            x = builder.load(builder.gep(xdata, [q]))
+            row = _load(builder, _vector_ptr(context, builder, X, Xv, builder.add(builder.mul(e, n64), j64), intp), X)
+            builder.store(_fma(builder, _splat(builder, x, acc0.type), row, builder.load(acc)), acc)
+        builder.store(builder.load(acc), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @jit
 def activate_row(Z, e, n, code):
     """Apply activation ``code`` in place to ``Z[e, :n]`` (the padding ``Z[e, n:]`` stays 0).
@@ -558,27 +592,40 @@ def pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor,
 
 
 @jit
-def pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, Z, mb, scale, b):
-    """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` over the batch's non-zero inputs.
+def pop_forward0(perm, s0, mb, indptr, cols, vals, W0, Z, scale, b):
+    """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` for the batch ``perm[s0:s0+mb]``.
 
     ``W0`` is ``(n_in, H*K)``: one wide matrix for all networks (the
     ``(n_in, H, K)`` weights seen flat, so the inner loop is one long
-    contiguous run whatever K), whose rows are read once per batch (see
-    :func:`pop_gather`); ``Z`` is ``(m, H*K)``.  ``scale`` (per network) is the
+    contiguous run whatever K); ``Z`` is ``(m, H*K)``; each example's
+    non-zero inputs come from the CSR index.  ``scale`` (per network) is the
     lazy-decay scale and ``b`` the ``(H*K,)`` biases.
+
+    Each example sums four weight rows in registers (:func:`vaxpy4`) before
+    it stores to ``Z``: the stores, not the arithmetic, limit this loop.
+    (Column tiles, to keep rows in L1/L2, measured slower.)
     """
     n = Z.shape[1]
     K = scale.shape[0]
     for e in range(mb):
         for j in range(n):
             Z[e, j] = 0.0
-    for u in range(nu):
-        i = rows[u]
-        for q in range(rptr[u], rptr[u + 1]):
-            e = ent_e[q]
-            x = ent_x[q]
-            for j in range(n):
-                Z[e, j] += x * W0[i, j]
+    for e in range(mb):
+        r = perm[s0 + e]
+        ze = e * n
+        p, p1 = indptr[r], indptr[r + 1]
+        while p + 4 <= p1:
+            i0, i1 = np.intp(cols[p]) * n, np.intp(cols[p + 1]) * n
+            i2, i3 = np.intp(cols[p + 2]) * n, np.intp(cols[p + 3]) * n
+            x0, x1, x2, x3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
+            for j in range(0, n, B):
+                vaxpy4(Z, ze + j, W0, i0 + j, i1 + j, i2 + j, i3 + j, x0, x1, x2, x3)
+            p += 4
+        while p < p1:
+            i0 = np.intp(cols[p]) * n
+            for j in range(0, n, B):
+                vaxpy(Z, ze + j, vals[p], W0, i0 + j)
+            p += 1
     for e in range(mb):
         for j0 in range(0, n, K):
             for k in range(K):
@@ -596,11 +643,8 @@ def pop_update0(rows, nu, rptr, ent_e, ent_x, target, d):
     n = d.shape[1]
     for u in range(nu):
         i = rows[u]
-        for q in range(rptr[u], rptr[u + 1]):
-            e = ent_e[q]
-            x = ent_x[q]
-            for j in range(n):
-                target[i, j] += x * d[e, j]
+        for j in range(0, n, B):
+            vaxpy_entries(target, i * n + j, d, n, j, ent_e, ent_x, rptr[u], rptr[u + 1])
 
 
 @jit

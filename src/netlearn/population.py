@@ -216,7 +216,7 @@ class Population:
                 mb = min(m, n - s0)
                 nu = jit.pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor, ent_e, ent_x)
                 bid += 1
-                jit.pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, A0, mb, scales[0], b0)
+                jit.pop_forward0(perm, s0, mb, indptr, cols, vals, W0, A0, scales[0], b0)
                 self._activate(A[0][:mb], 0, jit)
                 for l in range(1, L):
                     jit.pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
