@@ -801,6 +801,48 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
 
 
 @jit
+def pop_activate(Z, mb, code):
+    """Apply activation ``code`` in place to the first ``mb`` examples of ``Z (m, J, K)``."""
+    if code == SOFTMAX:
+        pop_softmax(Z, mb)
+        return
+    for e in range(mb):
+        for j in range(Z.shape[1]):
+            activate_row(Z[e], j, Z.shape[2], code)
+
+
+@jit
+def pop_train(perm, start, stop, m, indptr, cols, vals, stamp, rows, rptr, cursor, ent_e, ent_x, W0, A0, D0, V0,
+              b0, A, D, Ws, bs, Vs, Vbs, T, kind, acts, scales, etas, c2s, mus, active, momentum, coef, bid):
+    """The batches ``perm[s:s+m]`` for ``s`` in ``range(start, stop, m)``, for all K networks.
+
+    One call per epoch instead of several Python calls per mini-batch; each
+    batch is :func:`pop_gather`, :func:`pop_forward0`, :func:`pop_forward`
+    (with the activations), :func:`pop_step`, :func:`pop_update0` and, with
+    momentum, :func:`pop_momentum0`.  ``W0``, ``A0``, ``D0``, ``V0``, ``b0``
+    are the first layer's arrays seen flat (see :func:`pop_forward0`).
+    ``bid`` numbers the batches for :func:`pop_gather` (``stamp`` must hold no
+    number from ``bid`` on); returns the next unused number.
+    """
+    n = perm.shape[0]
+    L = len(Ws)
+    for s0 in range(start, stop, m):
+        mb = min(m, n - s0)
+        nu = pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor, ent_e, ent_x)
+        bid += 1
+        pop_forward0(perm, s0, mb, indptr, cols, vals, W0, A0, scales[0], b0)
+        pop_activate(A[0], mb, acts[0])
+        for l in range(1, L):
+            pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
+            pop_activate(A[l], mb, acts[l])
+        pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c2s, mus, active, momentum, coef)
+        pop_update0(rows, nu, rptr, ent_e, ent_x, V0 if momentum else W0, D0)
+        if momentum:
+            pop_momentum0(Ws[0], Vs[0])
+    return bid
+
+
+@jit
 def pop_momentum0(W, V):
     """``W += V``: the first layer's momentum step, after pop_update0 added the gradient to ``V``."""
     for i in range(W.shape[0]):
