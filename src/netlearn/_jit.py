@@ -299,6 +299,84 @@ def vcompress(typingctx, X, ix, vals, cols, p, first):
     return sig, codegen
 
 
+def _make_vrows(P):
+    """The intrinsic ``vrows{P}`` (see :func:`vrows`) for a panel of ``P`` blocks of 16."""
+
+    def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1):
+        if not (_same_float_arrays(Z, W, vals) and isinstance(cols, _types.Array)
+                and isinstance(cols.dtype, _types.Integer)):
+            return None
+        sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1)
+
+        def codegen(context, builder, signature, args):
+            Zv, izv, Wv, nv, jv, cv, xv, p0v, p1v = args
+            intp = _types.intp
+            cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
+            i64 = _ir.IntType(64)
+            vecty = _ir.VectorType(context.get_data_type(Z.dtype), B)
+            zero = _ir.Constant(vecty, None)
+            # Two sets of P accumulators (even and odd terms): 2P independent chains of additions.
+            accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
+            cdata = context.make_array(cols)(context, builder, cv).data
+            xdata = context.make_array(vals)(context, builder, xv).data
+            n64, j64 = cast(nv, 3), cast(jv, 4)
+            q0, q1 = cast(p0v, 7), cast(p1v, 8)
+
+            def add_term(q, half):
+                i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
+                x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
+                base = builder.add(builder.mul(i, n64), j64)
+                for b in range(P):
+                    off = builder.add(base, _ir.Constant(i64, b * B))
+                    row = _load(builder, _vector_ptr(context, builder, W, Wv, off, intp), W)
+                    acc = accs[half * P + b]
+                    builder.store(_fma(builder, x, row, builder.load(acc)), acc)
+
+            npairs = builder.sdiv(builder.sub(q1, q0), _ir.Constant(i64, 2))
+            with _cgutils.for_range(builder, npairs) as loop:
+                q = builder.add(q0, builder.mul(loop.index, _ir.Constant(i64, 2)))
+                add_term(q, 0)
+                add_term(builder.add(q, _ir.Constant(i64, 1)), 1)
+            last = builder.add(q0, builder.mul(npairs, _ir.Constant(i64, 2)))
+            with builder.if_then(builder.icmp_signed("<", last, q1)):
+                add_term(last, 0)
+            for b in range(P):
+                pz = _vector_ptr(context, builder, Z, Zv, builder.add(cast(izv, 1), _ir.Constant(i64, b * B)), intp)
+                total = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
+                builder.store(builder.fadd(_load(builder, pz, Z), total), pz, align=Z.dtype.bitwidth // 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    vrows_p.__name__ = f"vrows{P}"
+    return intrinsic(vrows_p)
+
+
+vrows1, vrows2, vrows3, vrows4 = (_make_vrows(P) for P in (1, 2, 3, 4))
+
+
+@jit
+def vrows(Z, iz, W, n, cols, vals, p0, p1):
+    """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
+
+    The sum runs in registers, 64 columns (four 16-wide blocks) at a time with
+    two accumulators per block, and ``Z`` is loaded and stored once: a long
+    sum of rows is then limited by loading them, not by a chain of
+    load-add-store through ``Z``.
+    """
+    j = 0
+    while j + 4 * B <= n:
+        vrows4(Z, iz + j, W, n, j, cols, vals, p0, p1)
+        j += 4 * B
+    left = (n - j) // B
+    if left == 3:
+        vrows3(Z, iz + j, W, n, j, cols, vals, p0, p1)
+    elif left == 2:
+        vrows2(Z, iz + j, W, n, j, cols, vals, p0, p1)
+    elif left == 1:
+        vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1)
+
+
 @intrinsic
 def vaxpy_entries(typingctx, Y, iy, X, n, j, ent_e, ent_x, q0, q1):
     """``Y.flat[iy:iy+16] += sum(ent_x[q] * X.flat[ent_e[q]*n + j:][:16] for q in range(q0, q1))``.
@@ -412,19 +490,7 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
             for j in range(H):
                 a0[e, j] = 0.0
             if sparse:
-                p, p1 = indptr[r], indptr[r + 1]
-                while p + 4 <= p1:
-                    i0, i1 = np.intp(cols[p]) * H, np.intp(cols[p + 1]) * H
-                    i2, i3 = np.intp(cols[p + 2]) * H, np.intp(cols[p + 3]) * H
-                    x0, x1, x2, x3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-                    for j0 in range(0, H, B):
-                        vaxpy4(a0, ze + j0, W0, i0 + j0, i1 + j0, i2 + j0, i3 + j0, x0, x1, x2, x3)
-                    p += 4
-                while p < p1:
-                    i0 = np.intp(cols[p]) * H
-                    for j0 in range(0, H, B):
-                        vaxpy(a0, ze + j0, vals[p], W0, i0 + j0)
-                    p += 1
+                vrows(a0, ze, W0, H, cols, vals, indptr[r], indptr[r + 1])
             else:
                 for i in range(n_in0):
                     x = X[r, i]
