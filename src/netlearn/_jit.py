@@ -669,7 +669,8 @@ def pop_forward0(perm, s0, mb, indptr, cols, vals, W0, Z, scale, b):
 
     Each example sums four weight rows in registers (:func:`vaxpy4`) before
     it stores to ``Z``: the stores, not the arithmetic, limit this loop.
-    (Column tiles, to keep rows in L1/L2, measured slower.)
+    (Column tiles, to keep rows in L1/L2, and the all-in-registers sum of
+    :func:`vrows` measured slower here, where the rows come from L3.)
     """
     n = Z.shape[1]
     K = scale.shape[0]
