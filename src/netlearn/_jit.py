@@ -377,40 +377,6 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
         vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1)
 
 
-@intrinsic
-def vaxpy_entries(typingctx, Y, iy, X, n, j, ent_e, ent_x, q0, q1):
-    """``Y.flat[iy:iy+16] += sum(ent_x[q] * X.flat[ent_e[q]*n + j:][:16] for q in range(q0, q1))``.
-
-    The sum is kept in a register and ``Y`` is loaded and stored once, however
-    many terms (a first-layer weight row gets one term per example that uses
-    its input).
-    """
-    if not (_same_float_arrays(Y, X, ent_x) and isinstance(ent_e, _types.Array)
-            and isinstance(ent_e.dtype, _types.Integer)):
-        return None
-    sig = _types.none(Y, iy, X, n, j, ent_e, ent_x, q0, q1)
-
-    def codegen(context, builder, signature, args):
-        Yv, iyv, Xv, nv, jv, ev, xv, q0v, q1v = args
-        intp = _types.intp
-        cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
-        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
-        acc0 = _load(builder, py, Y)
-        acc = _cgutils.alloca_once_value(builder, acc0)
-        edata = context.make_array(ent_e)(context, builder, ev).data
-        xdata = context.make_array(ent_x)(context, builder, xv).data
-        n64, j64 = cast(nv, 3), cast(jv, 4)
-        with _cgutils.for_range_slice(builder, cast(q0v, 7), cast(q1v, 8), _ir.Constant(_ir.IntType(64), 1), inc=True) as (q, _):
-            e = context.cast(builder, builder.load(builder.gep(edata, [q])), ent_e.dtype, intp)
-            x = builder.load(builder.gep(xdata, [q]))
-            row = _load(builder, _vector_ptr(context, builder, X, Xv, builder.add(builder.mul(e, n64), j64), intp), X)
-            builder.store(_fma(builder, _splat(builder, x, acc0.type), row, builder.load(acc)), acc)
-        builder.store(builder.load(acc), py, align=Y.dtype.bitwidth // 8)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @jit
 def activate_row(Z, e, n, code):
     """Apply activation ``code`` in place to ``Z[e, :n]`` (the padding ``Z[e, n:]`` stays 0).
@@ -709,9 +675,8 @@ def pop_update0(rows, nu, rptr, ent_e, ent_x, target, d):
     """
     n = d.shape[1]
     for u in range(nu):
-        i = rows[u]
-        for j in range(0, n, B):
-            vaxpy_entries(target, i * n + j, d, n, j, ent_e, ent_x, rptr[u], rptr[u + 1])
+        # target[i] += sum over the examples q using input i of ent_x[q] * d[ent_e[q]], summed in registers
+        vrows(target, rows[u] * n, d, n, ent_e, ent_x, rptr[u], rptr[u + 1])
 
 
 @jit
