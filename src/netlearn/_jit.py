@@ -210,6 +210,24 @@ def vaxpy(typingctx, Y, iy, a, X, ix):
 
 
 @intrinsic
+def vmuladd(typingctx, Y, iy, X1, i1, X2, i2):
+    """``Y.flat[iy:iy+16] += X1.flat[i1:i1+16] * X2.flat[i2:i2+16]`` element by element (fused)."""
+    if not _same_float_arrays(Y, X1, X2):
+        return None
+    sig = _types.none(Y, iy, X1, i1, X2, i2)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, X1v, i1v, X2v, i2v = args
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        a = _load(builder, _vector_ptr(context, builder, X1, X1v, i1v, i1), X1)
+        b = _load(builder, _vector_ptr(context, builder, X2, X2v, i2v, i2), X2)
+        builder.store(_fma(builder, a, b, _load(builder, py, Y)), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def vaxpy4(typingctx, Y, iy, W, i0, i1, i2, i3, x0, x1, x2, x3):
     """``Y.flat[iy:iy+16] += x0 W.flat[i0:i0+16] + ... + x3 W.flat[i3:i3+16]``.
 
@@ -758,9 +776,10 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
             for i in range(I):
                 for k in range(K):
                     dp[e, i, k] = 0.0
+                # (16 networks per step: K is padded to a multiple of 16)
                 for j in range(J):
-                    for k in range(K):
-                        dp[e, i, k] += W[i, j, k] * dn[e, j, k]
+                    for k in range(0, K, B):
+                        vmuladd(dp, (e * I + i) * K + k, W, (i * J + j) * K + k, dn, (e * J + j) * K + k)
                 for k in range(K):
                     dp[e, i, k] *= scales[l, k] * derivative(u[e, i, k], acts[l - 1])
     # ---- per-network coefficients of the gradient step
@@ -803,14 +822,19 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                     b[j, k] += Vb[j, k]
                 else:
                     b[j, k] -= etas[k] * active[k] * acc
+        # scale the deltas by coef_k (the bias step above has used them)
+        for e in range(mb):
+            for j in range(J):
+                for k in range(K):
+                    d[e, j, k] *= coef[k]
         if l > 0:
             target = Vs[l] if momentum else W
             u = A[l - 1]
             for e in range(mb):
                 for i in range(I):
                     for j in range(J):
-                        for k in range(K):
-                            target[i, j, k] += coef[k] * u[e, i, k] * d[e, j, k]
+                        for k in range(0, K, B):
+                            vmuladd(target, (i * J + j) * K + k, u, (e * I + i) * K + k, d, (e * J + j) * K + k)
             if momentum:
                 V = Vs[l]
                 for i in range(I):
@@ -818,11 +842,7 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                         for k in range(K):
                             W[i, j, k] += V[i, j, k]
         else:
-            # scale the first layer's deltas by coef_k (pop_update0 adds x_i * delta to the used rows)
-            for e in range(mb):
-                for j in range(J):
-                    for k in range(K):
-                        d[e, j, k] *= coef[k]
+            # (pop_update0 adds x_i * delta, delta scaled by coef_k above, to the used rows)
             if momentum:
                 V = Vs[0]
                 for i in range(I):
