@@ -175,7 +175,8 @@ def _load(builder, ptr, aryty):
 
 def _splat(builder, x, vecty):
     v = builder.insert_element(_ir.Constant(vecty, _ir.Undefined), x, _ir.Constant(_ir.IntType(32), 0))
-    return builder.shuffle_vector(v, _ir.Constant(vecty, _ir.Undefined), _ir.Constant(_ir.VectorType(_ir.IntType(32), B), [0] * B))
+    zeros = _ir.Constant(_ir.VectorType(_ir.IntType(32), B), [0] * B)
+    return builder.shuffle_vector(v, _ir.Constant(vecty, _ir.Undefined), zeros)
 
 
 def _fma(builder, a, b, c):
@@ -187,8 +188,9 @@ def _fma(builder, a, b, c):
 
 
 def _same_float_arrays(*arys):
-    return all(isinstance(a, _types.Array) and a.dtype == arys[0].dtype and a.dtype in (_types.float32, _types.float64)
-               for a in arys)
+    """Are these all C-contiguous arrays of one float dtype?  (The helpers index them flat, unchecked.)"""
+    return all(isinstance(a, _types.Array) and a.layout == "C" and a.dtype == arys[0].dtype
+               and a.dtype in (_types.float32, _types.float64) for a in arys)
 
 
 @intrinsic
@@ -289,7 +291,8 @@ def vcompress(typingctx, X, ix, vals, cols, p, first):
     microcoded and very slow on AMD Zen 4.)  NaN counts as non-zero.  Float32 only
     (the 16 x float64 form crashed LLVM's x86 back end when tried).
     """
-    if not (_same_float_arrays(X, vals) and X.dtype == _types.float32 and isinstance(cols, _types.Array)
+    if not (_same_float_arrays(X, vals) and X.dtype == _types.float32
+            and isinstance(cols, _types.Array) and cols.layout == "C"
             and isinstance(cols.dtype, _types.Integer)):
         return None
     sig = _types.intp(X, ix, vals, cols, p, first)
@@ -299,15 +302,17 @@ def vcompress(typingctx, X, ix, vals, cols, p, first):
         xv = _load(builder, _vector_ptr(context, builder, X, Xv, ixv, ix), X)
         vecty = xv.type
         mask = builder.fcmp_unordered("!=", xv, _ir.Constant(vecty, None))
-        p = context.cast(builder, pv, p_ty := signature.args[4], _types.intp)
+        p = context.cast(builder, pv, signature.args[4], _types.intp)
         vdata = builder.gep(context.make_array(vals)(context, builder, valsv).data, [p])
         cdata = builder.gep(context.make_array(cols)(context, builder, colsv).data, [p])
         cty = context.get_data_type(cols.dtype)
         first = builder.trunc(context.cast(builder, firstv, signature.args[5], _types.intp), cty)
-        idx = builder.add(_splat(builder, first, _ir.VectorType(cty, B)), _ir.Constant(_ir.VectorType(cty, B), list(range(B))))
+        iota = _ir.Constant(_ir.VectorType(cty, B), list(range(B)))
+        idx = builder.add(_splat(builder, first, _ir.VectorType(cty, B)), iota)
         for v, ptr, ty in ((xv, vdata, vals.dtype), (idx, cdata, cols.dtype)):
             name = f"llvm.experimental.vector.compress.v{B}{v.type.element.intrinsic_name}"
-            fn = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(v.type, [v.type, mask.type, v.type]), name)
+            fnty = _ir.FunctionType(v.type, [v.type, mask.type, v.type])
+            fn = _cgutils.get_or_insert_function(builder.module, fnty, name)
             packed = builder.call(fn, [v, mask, _ir.Constant(v.type, _ir.Undefined)])
             builder.store(packed, builder.bitcast(ptr, v.type.as_pointer()), align=ty.bitwidth // 8)
         i16 = _ir.IntType(B)
@@ -321,7 +326,7 @@ def _make_vrows(P):
     """The intrinsic ``vrows{P}`` (see :func:`vrows`) for a panel of ``P`` blocks of 16."""
 
     def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1):
-        if not (_same_float_arrays(Z, W, vals) and isinstance(cols, _types.Array)
+        if not (_same_float_arrays(Z, W, vals) and isinstance(cols, _types.Array) and cols.layout == "C"
                 and isinstance(cols.dtype, _types.Integer)):
             return None
         sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1)
