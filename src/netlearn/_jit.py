@@ -16,6 +16,10 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir as _ir
+from numba.core import cgutils as _cgutils
+from numba.core import types as _types
+from numba.extending import intrinsic
 
 from .kernels import CHAINED, FUSED, HINGE, RELU, SIGMOID, SOFTMAX, TANH, _MIN_SCALE
 
@@ -26,32 +30,50 @@ FASTMATH = {"contract", "reassoc", "nsz"}
 jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
 
+
+# ---------------------------------------------------------------------------
+# float32 exp that vectorizes (Cephes' expf: range reduction + degree-5 polynomial)
+# ---------------------------------------------------------------------------
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """``2.0**n`` for a float32 ``n`` holding an integer in [-126, 127]: the exponent bits built directly.
+
+    (An LLVM ``fptosi``, add, shift and ``bitcast``, so loops that use it stay vectorizable.)
+    """
+    if n != _types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = _ir.IntType(32)
+        e = builder.add(builder.fptosi(args[0], i32), _ir.Constant(i32, 127))
+        return builder.bitcast(builder.shl(e, _ir.Constant(i32, 23)), _ir.FloatType())
+
+    return _types.float32(_types.float32), codegen
+
+
+_F = np.float32
+_EXP_HI, _EXP_LO = _F(88.0), _F(-87.0)
+_LOG2E, _HALF, _ONE = _F(1.44269504088896341), _F(0.5), _F(1.0)
+_LN2_HI, _LN2_LO = _F(0.693359375), _F(-2.12194440e-4)
+_P0, _P1, _P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3)
+_P3, _P4, _P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
+
+
 @jit
-def activate(z, code):
-    """Apply activation ``code`` in place to the row ``z`` (softmax subtracts the row maximum first)."""
-    n = z.shape[0]
-    if code == SIGMOID:
-        for j in range(n):
-            z[j] = 1.0 / (1.0 + math.exp(-z[j]))
-    elif code == TANH:
-        for j in range(n):
-            z[j] = math.tanh(z[j])
-    elif code == RELU:
-        for j in range(n):
-            if z[j] < 0:
-                z[j] = 0.0
-    elif code == SOFTMAX:
-        mx = z[0]
-        for j in range(1, n):
-            if z[j] > mx:
-                mx = z[j]
-        tot = 0.0
-        for j in range(n):
-            z[j] = math.exp(z[j] - mx)
-            tot += z[j]
-        inv = 1.0 / tot
-        for j in range(n):
-            z[j] *= inv
+def expf(x):
+    """``exp(x)`` for a float32 ``x`` within about 1 ulp (clamped to [-87, 88], NaN stays NaN).
+
+    ``math.exp`` is a call into libm that LLVM cannot vectorize; this is plain
+    float32 arithmetic, so a loop of it becomes AVX-512 code.
+    """
+    x = min(max(x, _EXP_LO), _EXP_HI)
+    n = np.floor(x * _LOG2E + _HALF)
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    p = p * (r * r) + r + _ONE
+    return p * _pow2(n)
 
 
 @jit
@@ -64,18 +86,6 @@ def derivative(a, code):
     if code == RELU:
         return 1.0 if a > 0 else 0.0
     return 1.0
-
-
-@jit
-def output_delta(a, t, d, inv_m, kind, code):
-    """Fill the row ``d`` with ``dC/dz`` for outputs ``a`` and targets ``t`` (batch mean: times ``inv_m``)."""
-    for j in range(a.shape[0]):
-        if kind == FUSED:
-            d[j] = (a[j] - t[j]) * inv_m
-        elif kind == HINGE:
-            d[j] = -t[j] * inv_m if t[j] * a[j] < 1 else 0.0
-        else:  # CHAINED: quadratic cost through f'(z)
-            d[j] = (a[j] - t[j]) * inv_m * derivative(a[j], code)
 
 
 @jit
@@ -105,6 +115,27 @@ def csr_fill(X, indptr, cols, vals):
 
 
 @jit
+def csr_fill32(X, indptr, cols, vals):
+    """:func:`csr_fill` for float32 ``X``, sixteen inputs at a time with :func:`vcompress`.
+
+    About three times faster on MNIST.  The last ``n_in % 16`` inputs of a row
+    go one at a time as in :func:`csr_fill`.  ``cols``/``vals`` need ``B``
+    spare slots at the end.
+    """
+    N = X.shape[1]
+    N16 = N - N % B
+    for r in range(X.shape[0]):
+        p = indptr[r]
+        for i in range(0, N16, B):
+            p += vcompress(X, r * N + i, vals, cols, p, i)
+        for i in range(N16, N):
+            x = X[r, i]
+            cols[p] = i
+            vals[p] = x
+            p += x != 0
+
+
+@jit
 def scale_rows(W, s):
     """``W *= s`` (folding a lazy decay scale back into the weights)."""
     for i in range(W.shape[0]):
@@ -113,28 +144,294 @@ def scale_rows(W, s):
             w[j] *= s
 
 
-@jit
-def sparse_dot(indptr, cols, vals, r, W, z):
-    """``z = x_r W`` over the non-zeros of input row ``r`` (CSR), four at a time.
+# ---------------------------------------------------------------------------
+# 16-wide SIMD steps, written directly as LLVM vector operations
+# ---------------------------------------------------------------------------
+# Why: a loop ``for j in range(n): W[i, j] += g * d[e, j]`` over a short
+# runtime width (32 for the book's hidden layer) is vectorized by LLVM for
+# 64 elements at a time, with the rest in a narrow or scalar remainder loop,
+# so these widths never reach the fast path; a constant 16-element loop is
+# unrolled first and then not vectorized at all, for fear that ``W`` and
+# ``d`` overlap.  These helpers say "one 16-element vector operation"
+# outright: LLVM maps a <16 x float> to one AVX-512 register (two AVX2 ones,
+# or four SSE ones elsewhere).  Offsets are flat element indices into
+# C-contiguous arrays; the layer widths are padded to multiples of 16.
 
-    Summing four weight rows before adding to ``z`` breaks the chain of
-    load-add-store through ``z`` that otherwise limits the speed.
+#: The SIMD block: widths are padded to multiples of this.
+B = 16
+
+
+def _vector_ptr(context, builder, aryty, ary, idx, idxty):
+    """Pointer to the <16 x dtype> vector starting at flat element ``idx`` of the array ``ary``."""
+    data = context.make_array(aryty)(context, builder, ary).data
+    i = context.cast(builder, idx, idxty, _types.intp)
+    elem = context.get_data_type(aryty.dtype)
+    return builder.bitcast(builder.gep(data, [i]), _ir.VectorType(elem, B).as_pointer())
+
+
+def _load(builder, ptr, aryty):
+    return builder.load(ptr, align=aryty.dtype.bitwidth // 8)
+
+
+def _splat(builder, x, vecty):
+    v = builder.insert_element(_ir.Constant(vecty, _ir.Undefined), x, _ir.Constant(_ir.IntType(32), 0))
+    zeros = _ir.Constant(_ir.VectorType(_ir.IntType(32), B), [0] * B)
+    return builder.shuffle_vector(v, _ir.Constant(vecty, _ir.Undefined), zeros)
+
+
+def _fma(builder, a, b, c):
+    """``a * b + c`` element-wise, as the vector ``llvm.fma`` intrinsic."""
+    vt = a.type
+    name = f"llvm.fma.v{vt.count}f{vt.element.intrinsic_name[1:]}"  # llvm.fma.v16f32 / v16f64
+    fn = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(vt, [vt, vt, vt]), name)
+    return builder.call(fn, [a, b, c])
+
+
+def _same_float_arrays(*arys):
+    """Are these all C-contiguous arrays of one float dtype?  (The helpers index them flat, unchecked.)"""
+    return all(isinstance(a, _types.Array) and a.layout == "C" and a.dtype == arys[0].dtype
+               and a.dtype in (_types.float32, _types.float64) for a in arys)
+
+
+@intrinsic
+def vaxpy(typingctx, Y, iy, a, X, ix):
+    """``Y.flat[iy:iy+16] += a * X.flat[ix:ix+16]`` (fused multiply-add)."""
+    if not _same_float_arrays(Y, X):
+        return None
+    sig = _types.none(Y, iy, Y.dtype, X, ix)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, av, Xv, ixv = args
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        px = _vector_ptr(context, builder, X, Xv, ixv, ix)
+        yv, xv = _load(builder, py, Y), _load(builder, px, X)
+        builder.store(_fma(builder, _splat(builder, av, yv.type), xv, yv), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vmuladd(typingctx, Y, iy, X1, i1, X2, i2):
+    """``Y.flat[iy:iy+16] += X1.flat[i1:i1+16] * X2.flat[i2:i2+16]`` element by element (fused)."""
+    if not _same_float_arrays(Y, X1, X2):
+        return None
+    sig = _types.none(Y, iy, X1, i1, X2, i2)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, X1v, i1v, X2v, i2v = args
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        a = _load(builder, _vector_ptr(context, builder, X1, X1v, i1v, i1), X1)
+        b = _load(builder, _vector_ptr(context, builder, X2, X2v, i2v, i2), X2)
+        builder.store(_fma(builder, a, b, _load(builder, py, Y)), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vaxpy4(typingctx, Y, iy, W, i0, i1, i2, i3, x0, x1, x2, x3):
+    """``Y.flat[iy:iy+16] += x0 W.flat[i0:i0+16] + ... + x3 W.flat[i3:i3+16]``.
+
+    Summing four rows before touching ``Y`` breaks the chain of load-add-store
+    through ``Y`` that otherwise limits a long sum of rows to one per ~10 cycles.
     """
-    n = z.shape[0]
-    z[:] = 0.0
-    p, p1 = indptr[r], indptr[r + 1]
-    while p + 4 <= p1:
-        x0, x1, x2, x3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
-        i0, i1, i2, i3 = cols[p], cols[p + 1], cols[p + 2], cols[p + 3]
+    if not _same_float_arrays(Y, W):
+        return None
+    sig = _types.none(Y, iy, W, i0, i1, i2, i3, Y.dtype, Y.dtype, Y.dtype, Y.dtype)
+
+    def codegen(context, builder, signature, args):
+        Yv, iyv, Wv = args[0], args[1], args[2]
+        idx, xs = args[3:7], args[7:11]
+        py = _vector_ptr(context, builder, Y, Yv, iyv, iy)
+        rows = [_load(builder, _vector_ptr(context, builder, W, Wv, i, signature.args[3 + k]), W)
+                for k, i in enumerate(idx)]
+        vecty = rows[0].type
+        xv = [_splat(builder, x, vecty) for x in xs]
+        s01 = _fma(builder, xv[1], rows[1], builder.fmul(xv[0], rows[0]))
+        s23 = _fma(builder, xv[3], rows[3], builder.fmul(xv[2], rows[2]))
+        yv = _load(builder, py, Y)
+        builder.store(builder.fadd(yv, builder.fadd(s01, s23)), py, align=Y.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def vdot(typingctx, X, ix, Y, iy):
+    """``sum(X.flat[ix:ix+16] * Y.flat[iy:iy+16])`` (a pairwise tree of sums)."""
+    if not _same_float_arrays(X, Y):
+        return None
+    sig = X.dtype(X, ix, Y, iy)
+
+    def codegen(context, builder, signature, args):
+        Xv, ixv, Yv, iyv = args
+        v = builder.fmul(_load(builder, _vector_ptr(context, builder, X, Xv, ixv, ix), X),
+                         _load(builder, _vector_ptr(context, builder, Y, Yv, iyv, iy), Y))
+        i32 = _ir.IntType(32)
+        h = B
+        while h > 1:  # fold the upper half onto the lower half
+            h //= 2
+            mask = _ir.Constant(_ir.VectorType(i32, B), list(range(h, 2 * h)) + list(range(B - h)))
+            v = builder.fadd(v, builder.shuffle_vector(v, v, mask))
+        return builder.extract_element(v, _ir.Constant(i32, 0))
+
+    return sig, codegen
+
+
+@intrinsic
+def vcompress(typingctx, X, ix, vals, cols, p, first):
+    """Append the non-zeros of ``X.flat[ix:ix+16]`` to ``vals[p:]`` and their positions
+    (``first``, ``first+1``, ...) to ``cols[p:]``; return how many there were.
+
+    The non-zeros are packed in a register (LLVM's ``vector.compress``: one
+    AVX-512 ``vcompressps`` / ``vpcompressw``) and stored as a whole vector, so
+    up to 16 slots past the last one written are overwritten and ``vals`` and
+    ``cols`` need 16 spare slots at the end.  (A compress straight to memory is
+    microcoded and very slow on AMD Zen 4.)  NaN counts as non-zero.  Float32 only
+    (the 16 x float64 form crashed LLVM's x86 back end when tried).
+    """
+    if not (_same_float_arrays(X, vals) and X.dtype == _types.float32
+            and isinstance(cols, _types.Array) and cols.layout == "C"
+            and isinstance(cols.dtype, _types.Integer)):
+        return None
+    sig = _types.intp(X, ix, vals, cols, p, first)
+
+    def codegen(context, builder, signature, args):
+        Xv, ixv, valsv, colsv, pv, firstv = args
+        xv = _load(builder, _vector_ptr(context, builder, X, Xv, ixv, ix), X)
+        vecty = xv.type
+        mask = builder.fcmp_unordered("!=", xv, _ir.Constant(vecty, None))
+        p = context.cast(builder, pv, signature.args[4], _types.intp)
+        vdata = builder.gep(context.make_array(vals)(context, builder, valsv).data, [p])
+        cdata = builder.gep(context.make_array(cols)(context, builder, colsv).data, [p])
+        cty = context.get_data_type(cols.dtype)
+        first = builder.trunc(context.cast(builder, firstv, signature.args[5], _types.intp), cty)
+        iota = _ir.Constant(_ir.VectorType(cty, B), list(range(B)))
+        idx = builder.add(_splat(builder, first, _ir.VectorType(cty, B)), iota)
+        for v, ptr, ty in ((xv, vdata, vals.dtype), (idx, cdata, cols.dtype)):
+            name = f"llvm.experimental.vector.compress.v{B}{v.type.element.intrinsic_name}"
+            fnty = _ir.FunctionType(v.type, [v.type, mask.type, v.type])
+            fn = _cgutils.get_or_insert_function(builder.module, fnty, name)
+            packed = builder.call(fn, [v, mask, _ir.Constant(v.type, _ir.Undefined)])
+            builder.store(packed, builder.bitcast(ptr, v.type.as_pointer()), align=ty.bitwidth // 8)
+        i16 = _ir.IntType(B)
+        ctpop = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(i16, [i16]), f"llvm.ctpop.i{B}")
+        return builder.zext(builder.call(ctpop, [builder.bitcast(mask, i16)]), _ir.IntType(64))
+
+    return sig, codegen
+
+
+def _make_vrows(P):
+    """The intrinsic ``vrows{P}`` (see :func:`vrows`) for a panel of ``P`` blocks of 16."""
+
+    def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1):
+        if not (_same_float_arrays(Z, W, vals) and isinstance(cols, _types.Array) and cols.layout == "C"
+                and isinstance(cols.dtype, _types.Integer)):
+            return None
+        sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1)
+
+        def codegen(context, builder, signature, args):
+            Zv, izv, Wv, nv, jv, cv, xv, p0v, p1v = args
+            intp = _types.intp
+            cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
+            i64 = _ir.IntType(64)
+            vecty = _ir.VectorType(context.get_data_type(Z.dtype), B)
+            zero = _ir.Constant(vecty, None)
+            # Two sets of P accumulators (even and odd terms): 2P independent chains of additions.
+            accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
+            cdata = context.make_array(cols)(context, builder, cv).data
+            xdata = context.make_array(vals)(context, builder, xv).data
+            n64, j64 = cast(nv, 3), cast(jv, 4)
+            q0, q1 = cast(p0v, 7), cast(p1v, 8)
+
+            def add_term(q, half):
+                i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
+                x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
+                base = builder.add(builder.mul(i, n64), j64)
+                for b in range(P):
+                    off = builder.add(base, _ir.Constant(i64, b * B))
+                    row = _load(builder, _vector_ptr(context, builder, W, Wv, off, intp), W)
+                    acc = accs[half * P + b]
+                    builder.store(_fma(builder, x, row, builder.load(acc)), acc)
+
+            npairs = builder.sdiv(builder.sub(q1, q0), _ir.Constant(i64, 2))
+            with _cgutils.for_range(builder, npairs) as loop:
+                q = builder.add(q0, builder.mul(loop.index, _ir.Constant(i64, 2)))
+                add_term(q, 0)
+                add_term(builder.add(q, _ir.Constant(i64, 1)), 1)
+            last = builder.add(q0, builder.mul(npairs, _ir.Constant(i64, 2)))
+            with builder.if_then(builder.icmp_signed("<", last, q1)):
+                add_term(last, 0)
+            for b in range(P):
+                pz = _vector_ptr(context, builder, Z, Zv, builder.add(cast(izv, 1), _ir.Constant(i64, b * B)), intp)
+                total = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
+                builder.store(builder.fadd(_load(builder, pz, Z), total), pz, align=Z.dtype.bitwidth // 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    vrows_p.__name__ = f"vrows{P}"
+    return intrinsic(vrows_p)
+
+
+vrows1, vrows2, vrows3, vrows4 = (_make_vrows(P) for P in (1, 2, 3, 4))
+
+
+@jit
+def vrows(Z, iz, W, n, cols, vals, p0, p1):
+    """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
+
+    The sum runs in registers, 64 columns (four 16-wide blocks) at a time with
+    two accumulators per block, and ``Z`` is loaded and stored once: a long
+    sum of rows is then limited by loading them, not by a chain of
+    load-add-store through ``Z``.
+    """
+    j = 0
+    while j + 4 * B <= n:
+        vrows4(Z, iz + j, W, n, j, cols, vals, p0, p1)
+        j += 4 * B
+    left = (n - j) // B
+    if left == 3:
+        vrows3(Z, iz + j, W, n, j, cols, vals, p0, p1)
+    elif left == 2:
+        vrows2(Z, iz + j, W, n, j, cols, vals, p0, p1)
+    elif left == 1:
+        vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1)
+
+
+@jit
+def activate_row(Z, e, n, code):
+    """Apply activation ``code`` in place to ``Z[e, :n]`` (the padding ``Z[e, n:]`` stays 0).
+
+    Float32 sigmoid goes through :func:`expf`, so the loop vectorizes.
+    """
+    if code == SIGMOID:
+        if Z.itemsize == 4:  # (the float64 kernel compiles this branch too, hence the cast)
+            for j in range(n):
+                Z[e, j] = _ONE / (_ONE + expf(np.float32(-Z[e, j])))
+        else:
+            for j in range(n):
+                Z[e, j] = 1.0 / (1.0 + math.exp(-Z[e, j]))
+    elif code == TANH:
         for j in range(n):
-            z[j] += (x0 * W[i0, j] + x1 * W[i1, j]) + (x2 * W[i2, j] + x3 * W[i3, j])
-        p += 4
-    while p < p1:
-        x0 = vals[p]
-        i0 = cols[p]
+            Z[e, j] = math.tanh(Z[e, j])
+    elif code == RELU:
         for j in range(n):
-            z[j] += x0 * W[i0, j]
-        p += 1
+            if Z[e, j] < 0:
+                Z[e, j] = 0.0
+    elif code == SOFTMAX:
+        mx = Z[e, 0]
+        for j in range(1, n):
+            if Z[e, j] > mx:
+                mx = Z[e, j]
+        tot = 0.0
+        for j in range(n):
+            Z[e, j] = math.exp(Z[e, j] - mx)
+            tot += Z[e, j]
+        inv = 1.0 / tot
+        for j in range(n):
+            Z[e, j] *= inv
 
 
 @jit
@@ -144,14 +441,17 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
 
     ``Ws``/``bs``: each Dense layer's weights ``(n_in, n_out)`` and biases,
     updated in place, padded with zero columns (and, after the first layer,
-    zero rows) to a multiple of 16 outputs so that the inner loops fill whole
-    SIMD registers; ``widths`` holds the real ``n_out``.  Padded activations
-    are kept at 0, so padded weights stay 0.  ``A[l]``/``D[l]``: ``(m, n_out)``
-    buffers for each layer's activations and deltas.  ``scales``: one
-    lazy-decay scalar per layer (the true weights are ``s V`` and ``V`` lives
-    in ``W`` during the call; the true weights are written back before
-    returning).  The rule is the book's
+    zero rows) to a multiple of 16 outputs so that the inner loops are whole
+    16-wide vector steps (:func:`vaxpy` and friends); ``widths`` holds the
+    real ``n_out``.  Padded activations are kept at 0, so padded weights stay
+    0.  ``A[l]``/``D[l]``: ``(m, n_out)`` buffers for each layer's activations
+    and deltas.  ``scales``: one lazy-decay scalar per layer (the true weights
+    are ``s V`` and ``V`` lives in ``W`` during the call; the true weights are
+    written back before returning).  The rule is the book's
     ``W -> W - eta (dC/dW + c2 W + c1 sgn W)``, ``b -> b - eta dC/db``.
+
+    Every scalar that meets the weights is first cast to their dtype (through
+    ``one``): a float64 factor would turn float32 loops into float64 ones.
     """
     L = len(Ws)
     n = perm.shape[0]
@@ -160,119 +460,138 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
     for l in range(L):
         scales[l] = 1.0
     decay = 1.0 - eta * c2
+    one[0] = -eta
+    neg_eta = one[0]
     for s0 in range(start, stop, m):
         mb = min(m, n - s0)
-        inv_m = 1.0 / mb
+        one[0] = 1.0 / mb
+        inv_m = one[0]
         # ---- forward, layer 0: z = s (x V) + b over the non-zero inputs only
         W0 = Ws[0]
         a0 = A[0]
-        s = scales[0]
+        one[0] = scales[0]
+        s = one[0]
         b = bs[0]
+        H = W0.shape[1]
         for e in range(mb):
             r = perm[s0 + e]
-            z = a0[e]
+            ze = e * H
+            for j in range(H):
+                a0[e, j] = 0.0
             if sparse:
-                sparse_dot(indptr, cols, vals, r, W0, z)
+                vrows(a0, ze, W0, H, cols, vals, indptr[r], indptr[r + 1])
             else:
-                z[:] = 0.0
                 for i in range(n_in0):
                     x = X[r, i]
                     if x != 0:
-                        w = W0[i]
-                        for j in range(z.shape[0]):
-                            z[j] += x * w[j]
-            for j in range(z.shape[0]):
-                z[j] = s * z[j] + b[j]
-            activate(z[:widths[0]], acts[0])
+                        for j0 in range(0, H, B):
+                            vaxpy(a0, ze + j0, x, W0, i * H + j0)
+            for j in range(H):
+                a0[e, j] = s * a0[e, j] + b[j]
+            activate_row(a0, e, widths[0], acts[0])
         # ---- forward, later layers (dense)
         for l in range(1, L):
             W = Ws[l]
             u = A[l - 1]
             a = A[l]
-            s = scales[l]
+            one[0] = scales[l]
+            s = one[0]
             b = bs[l]
+            I, J = widths[l - 1], W.shape[1]
             for e in range(mb):
-                z = a[e]
-                z[:] = 0.0
-                for i in range(widths[l - 1]):
-                    x = u[e, i]
-                    for j in range(W.shape[1]):
-                        z[j] += x * W[i, j]
-                for j in range(z.shape[0]):
-                    z[j] = s * z[j] + b[j]
-                activate(z[:widths[l]], acts[l])
+                ze = e * J
+                for j in range(J):
+                    a[e, j] = 0.0
+                i = 0
+                while i + 4 <= I:
+                    for j0 in range(0, J, B):
+                        vaxpy4(a, ze + j0, W, i * J + j0, (i + 1) * J + j0, (i + 2) * J + j0, (i + 3) * J + j0,
+                               u[e, i], u[e, i + 1], u[e, i + 2], u[e, i + 3])
+                    i += 4
+                while i < I:
+                    for j0 in range(0, J, B):
+                        vaxpy(a, ze + j0, u[e, i], W, i * J + j0)
+                    i += 1
+                for j in range(J):
+                    a[e, j] = s * a[e, j] + b[j]
+                activate_row(a, e, widths[l], acts[l])
         # ---- output delta (padded entries stay 0)
+        nl = widths[L - 1]
+        aL = A[L - 1]
+        dL = D[L - 1]
+        code = acts[L - 1]
         for e in range(mb):
-            nl = widths[L - 1]
-            output_delta(A[L - 1][e, :nl], T[perm[s0 + e]], D[L - 1][e, :nl], inv_m, kind, acts[L - 1])
+            r = perm[s0 + e]
+            for j in range(nl):
+                if kind == FUSED:
+                    dL[e, j] = (aL[e, j] - T[r, j]) * inv_m
+                elif kind == HINGE:
+                    dL[e, j] = -T[r, j] * inv_m if T[r, j] * aL[e, j] < 1 else 0.0
+                else:  # CHAINED: quadratic cost through f'(z)
+                    dL[e, j] = (aL[e, j] - T[r, j]) * inv_m * derivative(aL[e, j], code)
         # ---- backward with the pre-update weights: delta_{l-1} = s (delta_l V^T) * f'(a_{l-1})
         for l in range(L - 1, 0, -1):
             W = Ws[l]
-            s = scales[l]
+            one[0] = scales[l]
+            s = one[0]
             dn = D[l]
             dp = D[l - 1]
             u = A[l - 1]
+            J = W.shape[1]
+            code = acts[l - 1]
             for e in range(mb):
-                de = dn[e]
                 for i in range(widths[l - 1]):
-                    w = W[i]
-                    acc = w[0] * de[0]
-                    for j in range(1, w.shape[0]):
-                        acc += w[j] * de[j]
-                    dp[e, i] = s * acc * derivative(u[e, i], acts[l - 1])
+                    acc = vdot(W, i * J, dn, e * J)
+                    for j0 in range(B, J, B):
+                        acc += vdot(W, i * J + j0, dn, e * J + j0)
+                    dp[e, i] = s * acc * derivative(u[e, i], code)
         # ---- update each layer: decay (lazy unless L1), then W += -eta x delta^T per example
         for l in range(L):
             W = Ws[l]
             d = D[l]
+            J = W.shape[1]
             if c1 != 0.0:
                 for i in range(W.shape[0]):
-                    w = W[i]
-                    for j in range(w.shape[0]):
-                        sg = 1.0 if w[j] > 0 else (-1.0 if w[j] < 0 else 0.0)
-                        w[j] -= eta * (c2 * w[j] + c1 * sg)
+                    for j in range(J):
+                        sg = 1.0 if W[i, j] > 0 else (-1.0 if W[i, j] < 0 else 0.0)
+                        W[i, j] -= eta * (c2 * W[i, j] + c1 * sg)
                 coef = -eta
             else:
-                s = scales[l] * decay
-                if abs(s) < _MIN_SCALE:
-                    scale_rows(W, s)
-                    s = 1.0
-                scales[l] = s
-                coef = -eta / s
+                sc = scales[l] * decay
+                if abs(sc) < _MIN_SCALE:
+                    scale_rows(W, sc)
+                    sc = 1.0
+                scales[l] = sc
+                coef = -eta / sc
+            one[0] = coef
+            coef = one[0]
             if l == 0:
                 for e in range(mb):
                     r = perm[s0 + e]
-                    de = d[e]
+                    de = e * J
                     if sparse:
                         for p in range(indptr[r], indptr[r + 1]):
-                            one[0] = coef * vals[p]
-                            g = one[0]
-                            i = cols[p]
-                            for j in range(W.shape[1]):
-                                W[i, j] += g * d[e, j]
+                            g = coef * vals[p]
+                            i = np.intp(cols[p]) * J
+                            for j0 in range(0, J, B):
+                                vaxpy(W, i + j0, g, d, de + j0)
                     else:
                         for i in range(n_in0):
                             xv = X[r, i]
                             if xv != 0:
-                                one[0] = coef * xv
-                                g = one[0]
-                                w = W[i]
-                                for j in range(w.shape[0]):
-                                    w[j] += g * de[j]
+                                for j0 in range(0, J, B):
+                                    vaxpy(W, i * J + j0, coef * xv, d, de + j0)
             else:
                 u = A[l - 1]
                 for e in range(mb):
-                    de = d[e]
                     for i in range(widths[l - 1]):
-                        one[0] = coef * u[e, i]
-                        g = one[0]
-                        for j in range(W.shape[1]):
-                            W[i, j] += g * d[e, j]
+                        g = coef * u[e, i]
+                        for j0 in range(0, J, B):
+                            vaxpy(W, i * J + j0, g, d, e * J + j0)
             b = bs[l]
-            for j in range(b.shape[0]):
-                acc = d[0, j]
-                for e in range(1, mb):
-                    acc += d[e, j]
-                b[j] -= eta * acc
+            for e in range(mb):
+                for j0 in range(0, J, B):
+                    vaxpy(b, j0, neg_eta, d, e * J + j0)
     # ---- write the true weights back: W = s V, s = 1
     for l in range(L):
         if scales[l] != 1.0:
@@ -328,27 +647,41 @@ def pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor,
 
 
 @jit
-def pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, Z, mb, scale, b):
-    """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` over the batch's non-zero inputs.
+def pop_forward0(perm, s0, mb, indptr, cols, vals, W0, Z, scale, b):
+    """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` for the batch ``perm[s0:s0+mb]``.
 
     ``W0`` is ``(n_in, H*K)``: one wide matrix for all networks (the
     ``(n_in, H, K)`` weights seen flat, so the inner loop is one long
-    contiguous run whatever K), whose rows are read once per batch (see
-    :func:`pop_gather`); ``Z`` is ``(m, H*K)``.  ``scale`` (per network) is the
+    contiguous run whatever K); ``Z`` is ``(m, H*K)``; each example's
+    non-zero inputs come from the CSR index.  ``scale`` (per network) is the
     lazy-decay scale and ``b`` the ``(H*K,)`` biases.
+
+    Each example sums four weight rows in registers (:func:`vaxpy4`) before
+    it stores to ``Z``: the stores, not the arithmetic, limit this loop.
+    (Column tiles, to keep rows in L1/L2, and the all-in-registers sum of
+    :func:`vrows` measured slower here, where the rows come from L3.)
     """
     n = Z.shape[1]
     K = scale.shape[0]
     for e in range(mb):
         for j in range(n):
             Z[e, j] = 0.0
-    for u in range(nu):
-        i = rows[u]
-        for q in range(rptr[u], rptr[u + 1]):
-            e = ent_e[q]
-            x = ent_x[q]
-            for j in range(n):
-                Z[e, j] += x * W0[i, j]
+    for e in range(mb):
+        r = perm[s0 + e]
+        ze = e * n
+        p, p1 = indptr[r], indptr[r + 1]
+        while p + 4 <= p1:
+            i0, i1 = np.intp(cols[p]) * n, np.intp(cols[p + 1]) * n
+            i2, i3 = np.intp(cols[p + 2]) * n, np.intp(cols[p + 3]) * n
+            x0, x1, x2, x3 = vals[p], vals[p + 1], vals[p + 2], vals[p + 3]
+            for j in range(0, n, B):
+                vaxpy4(Z, ze + j, W0, i0 + j, i1 + j, i2 + j, i3 + j, x0, x1, x2, x3)
+            p += 4
+        while p < p1:
+            i0 = np.intp(cols[p]) * n
+            for j in range(0, n, B):
+                vaxpy(Z, ze + j, vals[p], W0, i0 + j)
+            p += 1
     for e in range(mb):
         for j0 in range(0, n, K):
             for k in range(K):
@@ -365,12 +698,8 @@ def pop_update0(rows, nu, rptr, ent_e, ent_x, target, d):
     """
     n = d.shape[1]
     for u in range(nu):
-        i = rows[u]
-        for q in range(rptr[u], rptr[u + 1]):
-            e = ent_e[q]
-            x = ent_x[q]
-            for j in range(n):
-                target[i, j] += x * d[e, j]
+        # target[i] += sum over the examples q using input i of ent_x[q] * d[ent_e[q]], summed in registers
+        vrows(target, rows[u] * n, d, n, ent_e, ent_x, rptr[u], rptr[u + 1])
 
 
 @jit
@@ -452,9 +781,10 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
             for i in range(I):
                 for k in range(K):
                     dp[e, i, k] = 0.0
+                # (16 networks per step: K is padded to a multiple of 16)
                 for j in range(J):
-                    for k in range(K):
-                        dp[e, i, k] += W[i, j, k] * dn[e, j, k]
+                    for k in range(0, K, B):
+                        vmuladd(dp, (e * I + i) * K + k, W, (i * J + j) * K + k, dn, (e * J + j) * K + k)
                 for k in range(K):
                     dp[e, i, k] *= scales[l, k] * derivative(u[e, i, k], acts[l - 1])
     # ---- per-network coefficients of the gradient step
@@ -497,14 +827,19 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                     b[j, k] += Vb[j, k]
                 else:
                     b[j, k] -= etas[k] * active[k] * acc
+        # scale the deltas by coef_k (the bias step above has used them)
+        for e in range(mb):
+            for j in range(J):
+                for k in range(K):
+                    d[e, j, k] *= coef[k]
         if l > 0:
             target = Vs[l] if momentum else W
             u = A[l - 1]
             for e in range(mb):
                 for i in range(I):
                     for j in range(J):
-                        for k in range(K):
-                            target[i, j, k] += coef[k] * u[e, i, k] * d[e, j, k]
+                        for k in range(0, K, B):
+                            vmuladd(target, (i * J + j) * K + k, u, (e * I + i) * K + k, d, (e * J + j) * K + k)
             if momentum:
                 V = Vs[l]
                 for i in range(I):
@@ -512,11 +847,7 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                         for k in range(K):
                             W[i, j, k] += V[i, j, k]
         else:
-            # scale the first layer's deltas by coef_k (pop_update0 adds x_i * delta to the used rows)
-            for e in range(mb):
-                for j in range(J):
-                    for k in range(K):
-                        d[e, j, k] *= coef[k]
+            # (pop_update0 adds x_i * delta, delta scaled by coef_k above, to the used rows)
             if momentum:
                 V = Vs[0]
                 for i in range(I):
@@ -524,6 +855,48 @@ def pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c
                         for k in range(K):
                             V[i, j, k] = mus[k] * V[i, j, k] - etas[k] * c2s[k] * W[i, j, k]
     # (the first layer's step itself is pop_update0, run next)
+
+
+@jit
+def pop_activate(Z, mb, code):
+    """Apply activation ``code`` in place to the first ``mb`` examples of ``Z (m, J, K)``."""
+    if code == SOFTMAX:
+        pop_softmax(Z, mb)
+        return
+    for e in range(mb):
+        for j in range(Z.shape[1]):
+            activate_row(Z[e], j, Z.shape[2], code)
+
+
+@jit
+def pop_train(perm, start, stop, m, indptr, cols, vals, stamp, rows, rptr, cursor, ent_e, ent_x, W0, A0, D0, V0,
+              b0, A, D, Ws, bs, Vs, Vbs, T, kind, acts, scales, etas, c2s, mus, active, momentum, coef, bid):
+    """The batches ``perm[s:s+m]`` for ``s`` in ``range(start, stop, m)``, for all K networks.
+
+    One call per epoch instead of several Python calls per mini-batch; each
+    batch is :func:`pop_gather`, :func:`pop_forward0`, :func:`pop_forward`
+    (with the activations), :func:`pop_step`, :func:`pop_update0` and, with
+    momentum, :func:`pop_momentum0`.  ``W0``, ``A0``, ``D0``, ``V0``, ``b0``
+    are the first layer's arrays seen flat (see :func:`pop_forward0`).
+    ``bid`` numbers the batches for :func:`pop_gather` (``stamp`` must hold no
+    number from ``bid`` on); returns the next unused number.
+    """
+    n = perm.shape[0]
+    L = len(Ws)
+    for s0 in range(start, stop, m):
+        mb = min(m, n - s0)
+        nu = pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor, ent_e, ent_x)
+        bid += 1
+        pop_forward0(perm, s0, mb, indptr, cols, vals, W0, A0, scales[0], b0)
+        pop_activate(A[0], mb, acts[0])
+        for l in range(1, L):
+            pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
+            pop_activate(A[l], mb, acts[l])
+        pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, kind, acts, scales, etas, c2s, mus, active, momentum, coef)
+        pop_update0(rows, nu, rptr, ent_e, ent_x, V0 if momentum else W0, D0)
+        if momentum:
+            pop_momentum0(Ws[0], Vs[0])
+    return bid
 
 
 @jit

@@ -174,10 +174,11 @@ def sparse_rows(X: np.ndarray, force: bool = False) -> tuple[np.ndarray, np.ndar
         return None
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    # One spare slot: csr_fill writes every input, advancing only past non-zeros.
-    cols = np.empty(nnz + 1, np.uint16 if X.shape[1] <= 65536 else np.int32)
-    vals = np.empty(nnz + 1, X.dtype)
-    k.csr_fill(X, indptr, cols, vals)
+    # Spare slots at the end: csr_fill writes whole 16-wide vectors, advancing only past non-zeros.
+    spare = k.B
+    cols = np.empty(nnz + spare, np.uint16 if X.shape[1] <= 65536 else np.int32)
+    vals = np.empty(nnz + spare, X.dtype)
+    (k.csr_fill32 if X.dtype == np.float32 else k.csr_fill)(X, indptr, cols, vals)
     return indptr, cols, vals
 
 

@@ -212,20 +212,9 @@ class Population:
             saved = [p.copy() for p in Ws + bs]
             shuffle.shuffle(perm)
             t0 = time.perf_counter()
-            for s0 in range(0, n, m):
-                mb = min(m, n - s0)
-                nu = jit.pop_gather(perm, s0, mb, indptr, cols, vals, stamp, bid, rows, rptr, cursor, ent_e, ent_x)
-                bid += 1
-                jit.pop_forward0(rows, nu, rptr, ent_e, ent_x, W0, A0, mb, scales[0], b0)
-                self._activate(A[0][:mb], 0, jit)
-                for l in range(1, L):
-                    jit.pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
-                    self._activate(A[l][:mb], l, jit)
-                jit.pop_step(A, D, Ws, bs, Vs, Vbs, T, perm, s0, mb, self._kind, acts, scales, etas, c2s, mus,
-                             active, momentum, coef)
-                jit.pop_update0(rows, nu, rptr, ent_e, ent_x, V0 if momentum else W0, D0)
-                if momentum:
-                    jit.pop_momentum0(Ws[0], Vs[0])
+            bid = jit.pop_train(perm, 0, n, m, indptr, cols, vals, stamp, rows, rptr, cursor, ent_e, ent_x, W0, A0,
+                                D0, V0, b0, A, D, Ws, bs, Vs, Vbs, T, self._kind, acts, scales, etas, c2s, mus,
+                                active, momentum, coef, bid)
             jit.pop_fold_scales(Ws, scales)
             seconds = time.perf_counter() - t0
             self._end_epoch(epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, (X, y), evaluation, n, jit)
