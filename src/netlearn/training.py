@@ -334,47 +334,50 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     # Callbacks that rewrite the training inputs each epoch (augmentation) invalidate the
     # compiled engine's index of their non-zeros.
     reindex = compiled is not None and any(getattr(cb, "changes_inputs", False) for cb in cbs)
-    for epoch in range(start, epochs):
-        state.epoch = epoch
-        for cb in cbs:
-            cb.on_epoch_begin(state)
-        if reindex:
-            compiled.reindex()
-        saved = [p.copy() for p in params]
-        history.eta.append(opt.eta)
-        t0 = time.perf_counter()
-        hooks = state.batch_hooks
-        if compiled is not None:
-            shuffle.shuffle(batches.perm)
-            compiled.epoch(batches.perm, hooks)
-        else:
-            for xb, tb in batches.epoch(shuffle):
-                net.backprop(xb, tb)
-                opt.step(params, grads)
-                if hooks:
-                    for hook in hooks:
-                        hook(xb.shape[0])
-        history.epoch_seconds.append(time.perf_counter() - t0)
-        if not all(np.isfinite(p).all() for p in params):
-            for p, s in zip(params, saved):
-                p[...] = s
-            for name in History.FIGURES + ("epoch_seconds", "eta"):
-                lst = getattr(history, name)
-                del lst[epoch:]
-            raise DivergenceError(
-                f"Training diverged in epoch {epoch + 1}: the weights became NaN or infinite (eta={opt.eta:g}). "
-                f"The network keeps its weights from the end of epoch {epoch}. Try a smaller eta.")
-        for cb in cbs:
-            cb.on_epoch_end(state)
-        costs = history.training_cost[-1:] + history.evaluation_cost[-1:]
-        if not all(np.isfinite(c) for c in costs):
-            for p, s in zip(params, saved):
-                p[...] = s
-            raise DivergenceError(
-                f"Training diverged in epoch {epoch + 1}: the cost became NaN or infinite (eta={opt.eta:g}). "
-                f"The network keeps its weights from the end of epoch {epoch}. Try a smaller eta.")
-        if state.stop:
-            break
+    # Overflow on the way to divergence is reported once, as DivergenceError below, not as a
+    # stream of NumPy warnings (errstate is local to this block: no process-wide change).
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(start, epochs):
+            state.epoch = epoch
+            for cb in cbs:
+                cb.on_epoch_begin(state)
+            if reindex:
+                compiled.reindex()
+            saved = [p.copy() for p in params]
+            history.eta.append(opt.eta)
+            t0 = time.perf_counter()
+            hooks = state.batch_hooks
+            if compiled is not None:
+                shuffle.shuffle(batches.perm)
+                compiled.epoch(batches.perm, hooks)
+            else:
+                for xb, tb in batches.epoch(shuffle):
+                    net.backprop(xb, tb)
+                    opt.step(params, grads)
+                    if hooks:
+                        for hook in hooks:
+                            hook(xb.shape[0])
+            history.epoch_seconds.append(time.perf_counter() - t0)
+            if not all(np.isfinite(p).all() for p in params):
+                for p, s in zip(params, saved):
+                    p[...] = s
+                for name in History.FIGURES + ("epoch_seconds", "eta"):
+                    lst = getattr(history, name)
+                    del lst[epoch:]
+                raise DivergenceError(
+                    f"Training diverged in epoch {epoch + 1}: the weights became NaN or infinite (eta={opt.eta:g}). "
+                    f"The network keeps its weights from the end of epoch {epoch}. Try a smaller eta.")
+            for cb in cbs:
+                cb.on_epoch_end(state)
+            costs = history.training_cost[-1:] + history.evaluation_cost[-1:]
+            if not all(np.isfinite(c) for c in costs):
+                for p, s in zip(params, saved):
+                    p[...] = s
+                raise DivergenceError(
+                    f"Training diverged in epoch {epoch + 1}: the cost became NaN or infinite (eta={opt.eta:g}). "
+                    f"The network keeps its weights from the end of epoch {epoch}. Try a smaller eta.")
+            if state.stop:
+                break
     for cb in cbs:
         cb.on_train_end(state)
     return history
