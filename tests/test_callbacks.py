@@ -144,3 +144,20 @@ def test_resume_refuses_a_different_run(data, tmp_path):
         build().fit(tr, 4, 7, 0.05, resume=tmp_path / "x.json")
     with pytest.raises(ValueError, match="'every' parameter must be an integer >= 1"):
         Checkpoint(tmp_path, every=0)
+
+
+def test_resume_with_augmentation_equals_uninterrupted(data, tmp_path):
+    """Augment's draws are part of the checkpoint: a resumed run sees the same distortions."""
+    from netlearn.data.augment import Augment
+
+    def run(epochs, ckpt=None, resume=None):
+        (X, y), val = data
+        cbs = [Augment(noise_sigma=0.1, seed=4)] + ([Checkpoint(ckpt, every=2)] if ckpt else [])
+        net = build()
+        h = net.fit((X.astype(np.float32), y), epochs, 7, 0.05, evaluation_data=val, seed=3, callbacks=cbs,
+                    resume=resume)
+        return net, h
+
+    full = run(5)
+    run(2, ckpt=tmp_path)
+    same_run(full, run(5, resume=tmp_path / "checkpoint-0002.json"))

@@ -333,6 +333,13 @@ class Augment(Callback):
         self._X: np.ndarray | None = None
         self._original: np.ndarray | None = None
 
+
+    def state_dict(self) -> dict:
+        """The draw generator's state, so that a resumed run distorts as an uninterrupted one would."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
     def __repr__(self) -> str:
         s = ", ".join(f"{k}={v:g}" for k, v in self.strength.items())
         return f"Augment({s}, fraction={self.fraction:g})"
