@@ -218,3 +218,22 @@ def test_float32_exp_is_accurate():
     np.testing.assert_allclose(out, np.exp(x.astype(np.float64)), rtol=5e-7)
     exps(np.array([np.nan, -1e4, 1e4], np.float32), out[:3])
     assert np.isnan(out[0]) and 0 <= out[1] < 1e-37 and out[2] > 1e38
+
+
+def test_a_kernel_that_cannot_be_built_falls_back_to_numpy(monkeypatch):
+    """engine='auto' warns and trains on NumPy when the platform cannot compile the kernel; 'numba' raises."""
+    X, y = sparse_data()
+    kernels.kernels()  # loaded kernels make engine='auto' take the compiled path even for this small run
+
+    def broken(self):
+        raise RuntimeError("LLVM cannot select this vector instruction")
+
+    monkeypatch.setattr(kernels.CompiledEpochs, "compile", broken)
+    ref = netlearn.Network([20, 6, 4], seed=0)
+    ref.fit((X, y), 2, 7, 0.3, seed=1, engine="numpy")
+    net = netlearn.Network([20, 6, 4], seed=0)
+    with pytest.warns(RuntimeWarning, match="NumPy path instead"):
+        net.fit((X, y), 2, 7, 0.3, seed=1, engine="auto")
+    assert all(np.array_equal(a, b) for a, b in zip(ref.parameters(), net.parameters()))
+    with pytest.raises(RuntimeError, match="LLVM"):
+        netlearn.Network([20, 6, 4], seed=0).fit((X, y), 2, 7, 0.3, seed=1, engine="numba")

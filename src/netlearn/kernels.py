@@ -218,6 +218,12 @@ class CompiledEpochs:
         self.acts_arr = np.asarray(self.acts, np.int64)
         self.scales = np.ones(len(dense), np.float64)
 
+    def compile(self) -> None:
+        """Compile (or load from the cache) the kernel for these argument types by running no batches."""
+        kernels().train(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, np.empty(0, np.intp),
+                        0, 0, self.m, self.Wp, self.bp, self.widths, self.acts_arr, self.kind, self.A, self.D,
+                        self.scales, 0.0, 0.0, 0.0)
+
     def reindex(self) -> None:
         """Index the non-zeros of the training inputs again (after a callback rewrote them in place)."""
         csr = sparse_rows(self.X)

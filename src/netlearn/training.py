@@ -219,7 +219,7 @@ def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, ba
     from . import kernels
 
     try:
-        return kernels.CompiledEpochs(net, opt, X, T, batch_size)
+        compiled = kernels.CompiledEpochs(net, opt, X, T, batch_size)
     except ImportError:  # pragma: no cover - Numba is a core dependency, but a platform may lack it
         if engine == "numba":
             raise
@@ -229,6 +229,18 @@ def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, ba
             raise kernels.EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
                                             f"Use engine='auto' or 'numpy'.") from None
         return None
+    try:
+        compiled.compile()
+    except Exception as exc:  # a platform whose LLVM cannot build the kernel: train on NumPy instead
+        if engine == "numba":
+            raise
+        import warnings
+
+        warnings.warn(f"netlearn's compiled training step could not be built on this platform "
+                      f"({type(exc).__name__}: {exc}); training on the NumPy path instead. "
+                      f"Set NETLEARN_ENGINE=numpy to skip the attempt.", RuntimeWarning, stacklevel=3)
+        return None
+    return compiled
 
 
 def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
