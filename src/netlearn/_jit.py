@@ -21,7 +21,7 @@ from numba.core import cgutils as _cgutils
 from numba.core import types as _types
 from numba.extending import intrinsic
 
-from .kernels import CHAINED, FUSED, HINGE, RELU, SIGMOID, SOFTMAX, TANH, _MIN_SCALE
+from .kernels import FUSED, HINGE, RELU, SIGMOID, SOFTMAX, TANH, _MIN_SCALE
 
 #: Fused multiply-add and reassociation (so dot products vectorize); no
 #: "finite math" assumptions, so a diverging network still shows NaN/inf.

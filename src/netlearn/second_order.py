@@ -24,6 +24,8 @@ BatchNorm) are refused: a line search needs a deterministic ``C(w)``.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import time
 from typing import Any
 
@@ -167,6 +169,24 @@ class _Recorder:
         self.t0 = time.perf_counter()
 
 
+@contextmanager
+def _full_batch(net, training_data, evaluation_data, lmbda, l1, monitor_training_accuracy, monitor_evaluation_cost,
+                monitor_evaluation_accuracy, verbose):
+    """What every full-batch method shares: validated data, the network in float64 for the run (its own
+    dtype back afterwards, whatever happens), the objective and the per-iteration recorder."""
+    X, y, ev, lmbda, l1 = _prepare(net, training_data, evaluation_data, lmbda, l1)
+    dtype = net.dtype
+    net.astype(np.float64)
+    try:
+        obj = Objective(net, X, y, lmbda, l1)
+        if monitor_evaluation_accuracy is None:
+            monitor_evaluation_accuracy = ev is not None
+        yield obj, _Recorder(net, obj, ev, monitor_training_accuracy, monitor_evaluation_cost,
+                             monitor_evaluation_accuracy, verbose)
+    finally:
+        net.astype(dtype)
+
+
 def minimize(net, training_data, method: str = "lbfgs", max_iter: int = 100, lmbda: float = 0.0,
              l1: float = 0.0, evaluation_data=None, *, tol: float | None = None,
              monitor_training_accuracy: bool = False, monitor_evaluation_cost: bool = False,
@@ -195,15 +215,8 @@ def minimize(net, training_data, method: str = "lbfgs", max_iter: int = 100, lmb
     if key not in METHODS:
         raise ValueError(f"The 'method' parameter must be 'lbfgs' or 'cg'. Got {method!r} instead.")
     max_iter = check_int("max_iter", max_iter)
-    X, y, ev, lmbda, l1 = _prepare(net, training_data, evaluation_data, lmbda, l1)
-    dtype = net.dtype
-    net.astype(np.float64)
-    try:
-        obj = Objective(net, X, y, lmbda, l1)
-        if monitor_evaluation_accuracy is None:
-            monitor_evaluation_accuracy = ev is not None
-        rec = _Recorder(net, obj, ev, monitor_training_accuracy, monitor_evaluation_cost,
-                        monitor_evaluation_accuracy, verbose)
+    with _full_batch(net, training_data, evaluation_data, lmbda, l1, monitor_training_accuracy,
+                     monitor_evaluation_cost, monitor_evaluation_accuracy, verbose) as (obj, rec):
         last: dict[str, Any] = {}
 
         def fun(w):
@@ -219,8 +232,6 @@ def minimize(net, training_data, method: str = "lbfgs", max_iter: int = 100, lmb
                              options={"maxiter": max_iter})
         set_flat(net, res.x)
         rec.history.stop_reason = str(res.message)  # type: ignore[attr-defined]
-    finally:
-        net.astype(dtype)
     return rec.history
 
 
@@ -267,15 +278,8 @@ def newton(net, training_data, iterations: int = 10, eta: float = 1.0, damping: 
         raise ValueError(f"The Hessian technique needs the full {P:,} x {P:,} Hessian: this network has {P:,} "
                          f"parameters, more than the limit of {max_params:,} (max_params). Use a network with fewer "
                          f"parameters, raise max_params, or train with 'lbfgs' or 'cg'.")
-    X, y, ev, lmbda, l1 = _prepare(net, training_data, evaluation_data, lmbda, l1)
-    dtype = net.dtype
-    net.astype(np.float64)
-    try:
-        obj = Objective(net, X, y, lmbda, l1)
-        if monitor_evaluation_accuracy is None:
-            monitor_evaluation_accuracy = ev is not None
-        rec = _Recorder(net, obj, ev, monitor_training_accuracy, monitor_evaluation_cost,
-                        monitor_evaluation_accuracy, verbose)
+    with _full_batch(net, training_data, evaluation_data, lmbda, l1, monitor_training_accuracy,
+                     monitor_evaluation_cost, monitor_evaluation_accuracy, verbose) as (obj, rec):
         used: list[float] = []
         w = get_flat(net)
         extra = 0.0  # Levenberg-Marquardt's adaptive part of the damping
@@ -306,6 +310,4 @@ def newton(net, training_data, iterations: int = 10, eta: float = 1.0, damping: 
             extra /= 10  # trust the quadratic model more after a successful step
         set_flat(net, w)
         rec.history.damping = used  # type: ignore[attr-defined]
-    finally:
-        net.astype(dtype)
     return rec.history

@@ -51,6 +51,31 @@ def name_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def add_network_options(p: argparse.ArgumentParser) -> None:
+    """The architecture options that ``train`` and ``grid`` share."""
+    # Each help names its default through '%(default)', so ArgumentDefaultsHelpFormatter adds no second one.
+    p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
+                   help="neurons per layer, input first (default: 784,30,10)%(default).0s")
+    p.add_argument("--activation", type=name_list, default=["sigmoid"], metavar="NAME[,NAME...]",
+                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer "
+                        "(default: sigmoid)%(default).0s")
+    p.add_argument("--output", default=None, metavar="NAME",
+                   help="output activation (default: the cost's natural partner)%(default).0s")
+    p.add_argument("--cost", default="cross-entropy",
+                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"], help="(default: %(default)s)")
+    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
+                   help="weight initialization: default N(0,1/n_in), large N(0,1), glorot, he "
+                        "(default: %(default)s)")
+
+
+def add_split_options(p: argparse.ArgumentParser) -> None:
+    """Which data is monitored and how much training data is used (``train`` and ``grid``)."""
+    p.add_argument("--eval", choices=["validation", "test"], default="validation",
+                   help="data monitored after each epoch (default: %(default)s)")
+    p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                   help="train on the first N training images only%(default).0s")
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     # '%(default)' in a help text stops ArgumentDefaultsHelpFormatter from appending "(default: ...)" again;
     # '%(default).0s' prints nothing, for a default (None) that the text explains better.

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .common import UsageError, add_data_options, layer_sizes, name_list, positive_int
+from .common import UsageError, add_data_options, add_network_options, add_split_options, name_list, positive_int
 from .train import FIGURES, check_outputs, select_data
 
 
@@ -61,25 +61,12 @@ def register(sub) -> None:
                    help="momentum coefficients (default: 0; any non-zero value makes every epoch slower)")
     p.add_argument("--seeds", type=seed_list, default=None, metavar="S[,S...]",
                    help="initialization seeds: each combination is trained once per seed (default: --seed)")
-    p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
-                   help="neurons per layer, input first (default: 784,30,10)")
-    p.add_argument("--activation", type=name_list, default=["sigmoid"], metavar="NAME[,NAME...]",
-                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer "
-                        "(default: sigmoid)")
-    p.add_argument("--output", default=None, metavar="NAME",
-                   help="output activation (default: the cost's natural partner)")
-    p.add_argument("--cost", default="cross-entropy",
-                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"], help="(default: cross-entropy)")
-    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
-                   help="weight initialization (default: default, N(0, 1/n_in))")
+    add_network_options(p)
     p.add_argument("--epochs", type=positive_int, default=30, help="(default: 30)")
     p.add_argument("--batch-size", type=positive_int, default=10, help="(default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared shuffle (and of initialization "
                                                       "when --seeds is not given; default: 0)")
-    p.add_argument("--eval", choices=["validation", "test"], default="validation",
-                   help="data monitored after each epoch (default: validation)")
-    p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                   help="train on the first N training images only")
+    add_split_options(p)
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
                    help="figures to record each epoch: training_cost, training_accuracy, evaluation_cost, "
                         "evaluation_accuracy (default: evaluation_accuracy; it is always recorded)")

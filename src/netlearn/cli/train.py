@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from . import augmentation, techniques
-from .common import (UsageError, add_data_options, layer_sizes, load_data, name_list, nonneg_float,
-                     positive_float, positive_int)
+from .common import (UsageError, add_data_options, add_network_options, add_split_options, load_data, name_list,
+                     nonneg_float, positive_float, positive_int)
 
 
 def register(sub) -> None:
@@ -17,25 +17,13 @@ def register(sub) -> None:
                        description="Train a fully-connected network by mini-batch SGD and report per-epoch figures.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_data_options(p)
-    p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
-                   help="neurons per layer, input first")
-    p.add_argument("--activation", type=name_list, default=["sigmoid"], metavar="NAME[,NAME...]",
-                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer")
-    p.add_argument("--output", default=None, metavar="NAME",
-                   help="output activation (default: the cost's natural partner)")
-    p.add_argument("--cost", default="cross-entropy",
-                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"])
-    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
-                   help="weight initialization: default N(0,1/n_in), large N(0,1), glorot, he")
+    add_network_options(p)
     p.add_argument("--eta", type=positive_float, default=0.5, help="learning rate")
     p.add_argument("--lmbda", type=nonneg_float, default=5.0, help="L2 regularization (the book's lambda)")
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--batch-size", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=None, help="seed for initialization and shuffling")
-    p.add_argument("--eval", choices=["validation", "test"], default="validation",
-                   help="data monitored after each epoch")
-    p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                   help="train on the first N training images only")
+    add_split_options(p)
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
                    help="figures to record each epoch: training_cost, training_accuracy, evaluation_cost, "
                         "evaluation_accuracy (default: evaluation_accuracy)")
