@@ -237,3 +237,107 @@ def test_a_kernel_that_cannot_be_built_falls_back_to_numpy(monkeypatch):
     assert all(np.array_equal(a, b) for a, b in zip(ref.parameters(), net.parameters()))
     with pytest.raises(RuntimeError, match="LLVM"):
         netlearn.Network([20, 6, 4], seed=0).fit((X, y), 2, 7, 0.3, seed=1, engine="numba")
+
+
+# ---- mini-batches of 32 or more: the row-by-row kernel, on one or more threads
+
+
+@pytest.mark.parametrize("net_kw", PAIRINGS)
+@pytest.mark.parametrize("reg", [{}, {"lmbda": 5.0}, {"l1": 2.0}])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_row_by_row_kernel_matches_numpy(net_kw, reg, threads):
+    nets, _ = train_both([20, 9, 6, 4], sparse_data(n=300), batch=40, threads=threads, net_kw=net_kw, **reg)
+    assert_same_params(*nets)
+
+
+def test_row_by_row_kernel_is_the_one_used(monkeypatch):
+    X, y = sparse_data()
+    T = np.eye(4, dtype=np.float32)[y]
+    net = netlearn.Network([20, 5, 4])
+    opt = optimizers.get(None, 0.1)
+    assert kernels.CompiledEpochs(net, opt, X, T, 40, threads=2).rows_mode
+    assert not kernels.CompiledEpochs(net, opt, X, T, 10, threads=2).rows_mode
+    small = kernels.CompiledEpochs(net, opt, X, T, 10, threads=2)
+    assert small.threads == 1  # the example-by-example kernel runs on one thread
+    monkeypatch.setattr(kernels, "ROWS_MAX_BYTES", 1000)
+    assert not kernels.CompiledEpochs(net, opt, X, T, 40).rows_mode
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_by_row_dense_inputs_float64_and_partial_batch(threads):
+    X, y = sparse_data(n=203, density=1.0)
+    nets, _ = train_both([20, 5, 4], (X, y), batch=50, lmbda=2.0, threads=threads)
+    assert_same_params(*nets)
+    nets, _ = train_both([20, 5, 4], sparse_data(n=203), batch=64, lmbda=1.0, threads=threads,
+                         net_kw={"dtype": "float64"})
+    assert_same_params(*nets, atol=1e-10)
+
+
+def test_row_by_row_blank_examples_and_tiny_last_batch():
+    # Examples without a single non-zero input still count (their share of the batch is by non-zeros);
+    # a last batch of one example leaves a thread with nothing to do.
+    X, y = sparse_data(n=161)
+    X[::3] = 0
+    nets, _ = train_both([20, 6, 4], (X, y), batch=32, lmbda=1.0, threads=3)
+    assert_same_params(*nets)
+
+
+def test_row_by_row_lazy_decay_fold_schedule_and_hooks():
+    X, y = sparse_data(n=320)
+    # (1 - 0.5*100/320)^10 batches per epoch: the scale passes 1e-4 within the epoch
+    nets, hists = train_both([20, 5, 4], (X, y), epochs=3, batch=32, eta=0.5, lmbda=100.0, threads=2,
+                             callbacks=[HalveEta()])
+    assert hists[1].eta == [0.5, 0.25, 0.125]
+    assert_same_params(*nets)
+    seen = []
+
+    class Counter(Callback):
+        def on_train_begin(self, state):
+            state.batch_hooks.append(seen.append)
+
+    netlearn.Network([20, 5, 4]).fit((X, y), 2, 32, 0.1, callbacks=[Counter()], engine="numba", threads=2)
+    assert sum(seen) == 2 * 320 and len(seen) > 2
+
+
+def test_thread_count_changes_only_rounding():
+    data = sparse_data(n=400)
+    nets = []
+    for threads in (1, 2, 4):
+        net = netlearn.Network([20, 7, 4], seed=1)
+        net.fit(data, 2, 50, 0.3, lmbda=1.0, seed=2, engine="numba", threads=threads)
+        nets.append(net)
+    assert_same_params(nets[0], nets[1], atol=1e-6)
+    assert_same_params(nets[0], nets[2], atol=1e-6)
+
+
+def test_threads_setting_is_checked(monkeypatch):
+    assert kernels.resolve_threads(3, 100) == 3
+    assert 1 <= kernels.resolve_threads(None, 100) <= kernels.MAX_AUTO_THREADS
+    assert kernels.resolve_threads(None, 40) == 1  # at least 25 examples a thread
+    monkeypatch.setenv("NETLEARN_THREADS", "2")
+    assert kernels.resolve_threads(None, 10) == 2
+    assert kernels.resolve_threads(1, 100) == 1  # the argument wins
+    monkeypatch.setenv("NETLEARN_THREADS", "two")
+    with pytest.raises(ValueError, match="NETLEARN_THREADS must be a whole number"):
+        kernels.resolve_threads(None, 100)
+    for bad in (0, -1, 2.5, True, "2"):
+        with pytest.raises(ValueError, match="threads must be a whole number"):
+            kernels.resolve_threads(bad, 100)
+    with pytest.raises(ValueError, match="threads must be"):
+        netlearn.Network([20, 5, 4]).fit(sparse_data(), 1, 40, 0.1, engine="numba", threads=0)
+
+
+def test_a_thread_that_cannot_start_stops_the_call_cleanly(monkeypatch):
+    import threading
+
+    X, y = sparse_data()
+    net = netlearn.Network([20, 5, 4], seed=0)
+    before = [p.copy() for p in net.parameters()]
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        net.fit((X, y), 1, 40, 0.1, engine="numba", threads=2)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters()))

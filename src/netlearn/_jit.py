@@ -326,8 +326,9 @@ def _make_vrows(P):
     """The intrinsic ``vrows{P}`` (see :func:`vrows`) for a panel of ``P`` blocks of 16."""
 
     def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1):
-        if not (_same_float_arrays(Z, W, vals) and isinstance(cols, _types.Array) and cols.layout == "C"
-                and isinstance(cols.dtype, _types.Integer)):
+        dense = cols == _types.none
+        if not (_same_float_arrays(Z, W, vals) and (dense or (
+                isinstance(cols, _types.Array) and cols.layout == "C" and isinstance(cols.dtype, _types.Integer)))):
             return None
         sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1)
 
@@ -340,13 +341,16 @@ def _make_vrows(P):
             zero = _ir.Constant(vecty, None)
             # Two sets of P accumulators (even and odd terms): 2P independent chains of additions.
             accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
-            cdata = context.make_array(cols)(context, builder, cv).data
+            cdata = None if dense else context.make_array(cols)(context, builder, cv).data
             xdata = context.make_array(vals)(context, builder, xv).data
             n64, j64 = cast(nv, 3), cast(jv, 4)
             q0, q1 = cast(p0v, 7), cast(p1v, 8)
 
             def add_term(q, half):
-                i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
+                if dense:
+                    i = builder.sub(q, q0)
+                else:
+                    i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
                 x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
                 base = builder.add(builder.mul(i, n64), j64)
                 for b in range(P):
@@ -382,6 +386,8 @@ vrows1, vrows2, vrows3, vrows4 = (_make_vrows(P) for P in (1, 2, 3, 4))
 def vrows(Z, iz, W, n, cols, vals, p0, p1):
     """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
 
+    With ``cols=None``: ``W[p - p0]`` in place of ``W[cols[p]]`` (a dense vector-matrix product).
+
     The sum runs in registers, 64 columns (four 16-wide blocks) at a time with
     two accumulators per block, and ``Z`` is loaded and stored once: a long
     sum of rows is then limited by loading them, not by a chain of
@@ -398,6 +404,26 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
         vrows2(Z, iz + j, W, n, j, cols, vals, p0, p1)
     elif left == 1:
         vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1)
+
+
+@jit
+def times_derivative(D, e, A, n, s, code):
+    """``D[e, :n] *= s f'(z)`` with ``f'`` written in terms of ``a = A[e, :n]``, one loop per activation
+    (so each vectorizes)."""
+    if code == SIGMOID:
+        for j in range(n):
+            a = A[e, j]
+            D[e, j] *= s * (a * (1 - a))
+    elif code == TANH:
+        for j in range(n):
+            a = A[e, j]
+            D[e, j] *= s * (1 - a * a)
+    elif code == RELU:
+        for j in range(n):
+            D[e, j] = s * D[e, j] if A[e, j] > 0 else 0.0
+    else:
+        for j in range(n):
+            D[e, j] *= s
 
 
 @jit
@@ -597,6 +623,394 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
         if scales[l] != 1.0:
             scale_rows(Ws[l], scales[l])
             scales[l] = 1.0
+
+
+# ---------------------------------------------------------------------------
+# Threads: atomics and a barrier, for train_rows run by several threads at once
+# ---------------------------------------------------------------------------
+
+
+def _int64_array(a):
+    return isinstance(a, _types.Array) and a.dtype == _types.int64 and a.layout == "C"
+
+
+def _element_ptr(context, builder, aryty, ary, idx, idxty):
+    data = context.make_array(aryty)(context, builder, ary).data
+    return builder.gep(data, [context.cast(builder, idx, idxty, _types.intp)])
+
+
+@intrinsic
+def atomic_add(typingctx, a, i, v):
+    """``a[i] += v`` as one atomic (sequentially consistent) step on an int64 array; returns the old ``a[i]``."""
+    if not (_int64_array(a) and isinstance(v, _types.Integer)):
+        return None
+    sig = _types.int64(a, i, v)
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_ptr(context, builder, a, args[0], args[1], i)
+        val = context.cast(builder, args[2], v, _types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_load(typingctx, a, i):
+    """``a[i]`` read atomically (sequentially consistent) from an int64 array."""
+    if not _int64_array(a):
+        return None
+    sig = _types.int64(a, i)
+
+    def codegen(context, builder, signature, args):
+        return builder.load_atomic(_element_ptr(context, builder, a, args[0], args[1], i), "seq_cst", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def atomic_store(typingctx, a, i, v):
+    """``a[i] = v`` written atomically (sequentially consistent) to an int64 array."""
+    if not (_int64_array(a) and isinstance(v, _types.Integer)):
+        return None
+    sig = _types.none(a, i, v)
+
+    def codegen(context, builder, signature, args):
+        ptr = _element_ptr(context, builder, a, args[0], args[1], i)
+        builder.store_atomic(context.cast(builder, args[2], v, _types.int64), ptr, "seq_cst", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def yield_cpu(typingctx):
+    """Give the rest of this time slice to another thread (POSIX ``sched_yield``)."""
+    sig = _types.none()
+
+    def codegen(context, builder, signature, args):
+        fn = _cgutils.get_or_insert_function(builder.module, _ir.FunctionType(_ir.IntType(32), []), "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: Busy-wait this many checks before yielding the CPU at each check (a few microseconds).
+SPINS = 2000
+
+#: ``sync[COUNT]`` counts the threads arrived at the barrier, ``sync[ROUND]`` numbers its rounds
+#: (a cache line apart, so waiting on one does not slow the other).
+COUNT, ROUND = 0, 8
+
+
+@jit
+def barrier(sync, nthreads):
+    """Wait until all ``nthreads`` threads have called this (a central counting barrier).
+
+    The last to arrive resets the count and starts the next round; the others
+    spin on the round number, then yield the CPU if it is slow to change (a
+    thread that lost its core).  The atomics order memory: everything written
+    before the barrier is seen by every thread after it.
+    """
+    rnd = atomic_load(sync, ROUND)
+    if atomic_add(sync, COUNT, 1) == nthreads - 1:
+        atomic_store(sync, COUNT, 0)
+        atomic_add(sync, ROUND, 1)
+        return
+    spins = 0
+    while atomic_load(sync, ROUND) == rnd:
+        spins += 1
+        if spins > SPINS:
+            yield_cpu()
+
+
+# ---------------------------------------------------------------------------
+# Mini-batches by weight rows: the first layer's update grouped by input
+# ---------------------------------------------------------------------------
+
+
+@jit
+def add_rows(W, d, J, rows, nu, used, ent_e, ent_x):
+    """``W[i] += sum(ent_x[t, i, k] * d[ent_e[t, i, k]] for t, k with k < used[t, i])`` for ``i`` in ``rows[:nu]``.
+
+    The gradient of one weight row is summed in registers (:func:`vrows`) and
+    added to ``W`` once per batch (per thread that filed inputs ``i``), not
+    once per example.  Columns go 64 at a time over all rows, so the slice of
+    ``d`` being read (``m`` x 64 floats) stays in the L1 cache.
+    """
+    cap = ent_e.shape[2]
+    j = 0
+    while j < J:
+        P = min(4, (J - j) // B)
+        for u in range(nu):
+            i = rows[u]
+            for t in range(used.shape[0]):
+                k = used[t, i]
+                if k:
+                    e_t, x_t = ent_e[t], ent_x[t]
+                    iw, p0 = np.intp(i) * J + j, np.intp(i) * cap
+                    if P == 4:
+                        vrows4(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                    elif P == 3:
+                        vrows3(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                    elif P == 2:
+                        vrows2(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                    else:
+                        vrows1(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+        j += P * B
+
+
+@jit
+def example_pass(X, sparse, indptr, cols, vals, T, r, e, Ws, WTs, bs, widths, acts, kind, A, D, sw, inv_m,
+                 used, ent_e, ent_x):
+    """Forward and backward pass of one example (input row ``r``, batch slot ``e``) with the current weights.
+
+    Leaves its activations in ``A[l][e]``, its deltas ``dC/dz`` in
+    ``D[l][e]`` and each non-zero input ``x_i`` as the pair ``(e, x_i)`` in
+    slot ``used[i]`` of row ``i`` of ``ent_e``/``ent_x``, counting it in
+    ``used[i]`` (the batch filed by input position, for the grouped
+    first-layer update).  ``sw``: the layers'
+    lazy-decay scales (``W = s V``) in the weights' dtype; ``WTs[l]`` (``l >= 1``)
+    the transpose of ``Ws[l]``.
+    """
+    L = len(Ws)
+    W0 = Ws[0]
+    a0 = A[0]
+    H = W0.shape[1]
+    ze = e * H
+    for j in range(H):
+        a0[e, j] = 0.0
+    if sparse:
+        p0, p1 = indptr[r], indptr[r + 1]
+        vrows(a0, ze, W0, H, cols, vals, p0, p1)
+        for p in range(p0, p1):
+            c = cols[p]
+            k = used[c]
+            used[c] = k + 1
+            ent_e[c, k] = e
+            ent_x[c, k] = vals[p]
+    else:
+        for i in range(W0.shape[0]):
+            x = X[r, i]
+            if x != 0:
+                k = used[i]
+                used[i] = k + 1
+                ent_e[i, k] = e
+                ent_x[i, k] = x
+                for j0 in range(0, H, B):
+                    vaxpy(a0, ze + j0, x, W0, i * H + j0)
+    s = sw[0]
+    b = bs[0]
+    for j in range(H):
+        a0[e, j] = s * a0[e, j] + b[j]
+    activate_row(a0, e, widths[0], acts[0])
+    for l in range(1, L):
+        W = Ws[l]
+        u = A[l - 1]
+        a = A[l]
+        s = sw[l]
+        b = bs[l]
+        I, J = widths[l - 1], W.shape[1]
+        ze = e * J
+        for j in range(J):
+            a[e, j] = 0.0
+        iu = e * u.shape[1]
+        vrows(a, ze, W, J, None, u, iu, iu + I)
+        for j in range(J):
+            a[e, j] = s * a[e, j] + b[j]
+        activate_row(a, e, widths[l], acts[l])
+    # output delta (padded entries stay 0)
+    aL = A[L - 1]
+    dL = D[L - 1]
+    code = acts[L - 1]
+    for j in range(widths[L - 1]):
+        if kind == FUSED:
+            dL[e, j] = (aL[e, j] - T[r, j]) * inv_m
+        elif kind == HINGE:
+            dL[e, j] = -T[r, j] * inv_m if T[r, j] * aL[e, j] < 1 else 0.0
+        else:
+            dL[e, j] = (aL[e, j] - T[r, j]) * inv_m * derivative(aL[e, j], code)
+    # backward with the pre-update weights: delta_{l-1} = s (delta_l V^T) * f'(a_{l-1}),
+    # a sum of the rows of V^T (``WTs[l]``, kept beside V) weighted by delta_l
+    for l in range(L - 1, 0, -1):
+        WT = WTs[l]
+        s = sw[l]
+        dn = D[l]
+        dp = D[l - 1]
+        u = A[l - 1]
+        I = WT.shape[1]
+        code = acts[l - 1]
+        for i in range(I):
+            dp[e, i] = 0.0
+        idn = e * dn.shape[1]
+        vrows(dp, e * I, WT, I, None, dn, idn, idn + widths[l])
+        times_derivative(dp, e, u, widths[l - 1], s, code)
+
+
+@jit
+def transpose_rows(W, WT, i0, i1):
+    """``WT[:, i] = W[i, :]`` for ``i0 <= i < i1``."""
+    for i in range(i0, i1):
+        for j in range(W.shape[1]):
+            WT[j, i] = W[i, j]
+
+
+@jit
+def row_range(l, n_rows, split, tid, nthreads):
+    """The rows of layer ``l``'s weights that thread ``tid`` updates (first layer: ``split``, else an even share)."""
+    if l == 0:
+        return split[tid], split[tid + 1]
+    return n_rows * tid // nthreads, n_rows * (tid + 1) // nthreads
+
+
+@jit
+def example_range(indptr, perm, s0, mb, sparse, tid, nthreads):
+    """Thread ``tid``'s share ``e0:e1`` of the batch ``perm[s0:s0+mb]``: about equal numbers of non-zero inputs.
+
+    Boundary ``k`` is the first example whose preceding examples hold at
+    least ``k/nthreads`` of the batch's non-zeros, so the shares of all
+    threads tile ``0:mb`` exactly.
+    """
+    if nthreads == 1:
+        return 0, mb
+    if not sparse:
+        return mb * tid // nthreads, mb * (tid + 1) // nthreads
+    total = 0
+    for e in range(mb):
+        r = perm[s0 + e]
+        total += indptr[r + 1] - indptr[r]
+    lo, hi = total * tid // nthreads, total * (tid + 1) // nthreads
+    e0 = 0 if tid == 0 else mb
+    e1 = mb
+    seen = 0
+    for e in range(mb):
+        if tid > 0 and e0 == mb and seen >= lo:
+            e0 = e
+        if tid < nthreads - 1 and seen >= hi:
+            e1 = e
+            break
+        r = perm[s0 + e]
+        seen += indptr[r + 1] - indptr[r]
+    return e0, max(e0, e1)
+
+
+@jit
+def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, bs, widths, acts, kind, A, D,
+               scales, eta, c2, c1, used, ent_e, ent_x, rows, split, tid, nthreads, sync):
+    """:func:`train` with each weight matrix updated row by row, run by thread ``tid`` of ``nthreads``.
+
+    The same mini-batch SGD, in two phases per batch:
+
+    1. each thread takes its share of the batch's examples through
+       :func:`example_pass` (forward, output delta, backward), which also
+       files each of their non-zero inputs under its input position;
+    2. after a :func:`barrier`, each thread updates its own rows of every
+       weight matrix (first layer: input positions ``split[tid]`` to
+       ``split[tid+1]``), summing each row's gradient over the batch in
+       registers (:func:`add_rows`: one pass over each used row of ``W`` per
+       batch instead of one per example), and one thread per layer its biases.
+
+    A second barrier ends the batch.  Buffers: ``WTs[l]`` (``l >= 1``) the
+    transposes of ``Ws[l]`` (the backward pass sums rows of them);
+    ``scales`` ``(nthreads, L)`` each thread's copy of the lazy-decay scales;
+    ``used`` ``(nthreads, n_in)``, ``ent_e``/``ent_x`` ``(nthreads, n_in, c)``
+    each thread's filed inputs (``c`` at least the batch size: shares follow
+    the examples' non-zero counts, :func:`example_range`);
+    ``rows`` ``(nthreads, n_in)`` each thread's list of used rows; ``sync`` the
+    barrier's counters.  With ``nthreads == 1`` no barrier runs.
+    """
+    L = len(Ws)
+    n = perm.shape[0]
+    n_in = Ws[0].shape[0]
+    one = np.empty(1, Ws[0].dtype)
+    sw = np.empty(L, Ws[0].dtype)  # the scales in the weights' dtype
+    sc = scales[tid]
+    for l in range(L):
+        sc[l] = 1.0
+    decay = 1.0 - eta * c2
+    one[0] = -eta
+    neg_eta = one[0]
+    my_used, my_e, my_x, my_rows = used[tid], ent_e[tid], ent_x[tid], rows[tid]
+    for l in range(1, L):
+        i0, i1 = row_range(l, Ws[l].shape[0], split, tid, nthreads)
+        transpose_rows(Ws[l], WTs[l], i0, i1)
+    if nthreads > 1:
+        barrier(sync, nthreads)
+    for s0 in range(start, stop, m):
+        mb = min(m, n - s0)
+        one[0] = 1.0 / mb
+        inv_m = one[0]
+        for l in range(L):
+            sw[l] = sc[l]
+        for i in range(n_in):
+            my_used[i] = 0
+        e0, e1 = example_range(indptr, perm, s0, mb, sparse, tid, nthreads)
+        for e in range(e0, e1):
+            example_pass(X, sparse, indptr, cols, vals, T, perm[s0 + e], e, Ws, WTs, bs, widths, acts, kind, A, D,
+                         sw, inv_m, my_used, my_e, my_x)
+        if nthreads > 1:
+            barrier(sync, nthreads)
+        for l in range(L):
+            W = Ws[l]
+            d = D[l]
+            J = W.shape[1]
+            i0, i1 = row_range(l, W.shape[0], split, tid, nthreads)
+            if c1 != 0.0:
+                for i in range(i0, i1):
+                    for j in range(J):
+                        sg = 1.0 if W[i, j] > 0 else (-1.0 if W[i, j] < 0 else 0.0)
+                        W[i, j] -= eta * (c2 * W[i, j] + c1 * sg)
+                coef = -eta
+            else:
+                s = sc[l] * decay
+                if abs(s) < _MIN_SCALE:
+                    for i in range(i0, i1):
+                        for j in range(J):
+                            W[i, j] *= s
+                    s = 1.0
+                sc[l] = s
+                coef = -eta / s
+            one[0] = coef
+            coef = one[0]
+            if l == 0:
+                nu = 0
+                for i in range(i0, i1):
+                    filed = 0
+                    for t in range(nthreads):
+                        k = used[t, i]
+                        filed += k
+                        x_t = ent_x[t, i]
+                        for q in range(k):
+                            x_t[q] *= coef
+                    if filed:
+                        my_rows[nu] = i
+                        nu += 1
+                add_rows(W, d, J, my_rows, nu, used, ent_e, ent_x)
+            else:
+                u = A[l - 1]
+                i1 = min(i1, widths[l - 1])
+                for e in range(mb):
+                    for i in range(i0, i1):
+                        g = coef * u[e, i]
+                        for j0 in range(0, J, B):
+                            vaxpy(W, i * J + j0, g, d, e * J + j0)
+                transpose_rows(W, WTs[l], i0, i1)
+            if l % nthreads == tid:
+                b = bs[l]
+                for e in range(mb):
+                    for j0 in range(0, J, B):
+                        vaxpy(b, j0, neg_eta, d, e * J + j0)
+        if nthreads > 1:
+            barrier(sync, nthreads)
+    # write this thread's rows of the true weights back: W = s V, s = 1
+    for l in range(L):
+        if sc[l] != 1.0:
+            W = Ws[l]
+            i0, i1 = row_range(l, W.shape[0], split, tid, nthreads)
+            for i in range(i0, i1):
+                for j in range(W.shape[1]):
+                    W[i, j] *= sc[l]
+            sc[l] = 1.0
 
 
 # ---------------------------------------------------------------------------

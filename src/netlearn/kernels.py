@@ -32,12 +32,25 @@ network (:func:`describe`) and optimizer (:func:`sgd_coefficients`) and raises
 apply (another module type, another optimizer link, a cost paired with an
 unusual output...); the training loop then uses the NumPy path.
 
+Mini-batches of ``ROWS_MIN_BATCH`` (32) or more go through a second kernel,
+``_jit.train_rows``: each batch's non-zero inputs are filed by input position,
+so each used row of the first layer's weights is read and written once per
+batch (its gradient summed in registers) instead of once per example; and the
+batch can be shared by several threads (``threads``, or ``NETLEARN_THREADS``;
+by default up to ``MAX_AUTO_THREADS`` of the available cores): each thread
+takes a share of the examples through the forward and backward pass, then,
+after a barrier, updates its own rows of every weight matrix.  The threads are
+plain Python threads running the compiled code without the GIL, started for
+each call; no process-wide setting (Numba or BLAS threads) changes.
+
 Numba is imported lazily (``import netlearn`` stays fast) and kernels are
-compiled on first use and cached on disk (``cache=True``).  The kernels run on
-one thread and change no process-wide setting (Numba or BLAS threads).
+compiled on first use and cached on disk (``cache=True``).
 """
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -56,6 +69,18 @@ SPARSE_DENSITY = 0.5
 
 #: Below this the lazy decay scale ``s`` is folded back into the weights.
 _MIN_SCALE = 1e-4
+
+#: Mini-batches of at least this many examples update the weights row by row
+#: (``_jit.train_rows``, threads allowed); smaller ones example by example
+#: (``_jit.train``), which is faster there.
+ROWS_MIN_BATCH = 32
+
+#: The row-by-row path files each batch's non-zero inputs by input position;
+#: beyond this many bytes of such buffers the batch goes example by example.
+ROWS_MAX_BYTES = 64 << 20
+
+#: Threads used by default: at most this many, and at least 25 examples each.
+MAX_AUTO_THREADS = 4
 
 
 class EngineUnavailable(ValueError):
@@ -182,6 +207,37 @@ def sparse_rows(X: np.ndarray, force: bool = False) -> tuple[np.ndarray, np.ndar
     return indptr, cols, vals
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_threads(threads: int | None, batch_size: int) -> int:
+    """How many threads train mini-batches of ``batch_size``: ``threads`` if given, else the
+    environment variable ``NETLEARN_THREADS``, else the available cores (at most
+    ``MAX_AUTO_THREADS``, and at least 25 examples per thread)."""
+    source = "threads"
+    if threads is None and os.environ.get("NETLEARN_THREADS"):
+        threads, source = os.environ["NETLEARN_THREADS"], "NETLEARN_THREADS"
+        try:
+            threads = int(threads)
+        except ValueError:
+            raise ValueError(f"NETLEARN_THREADS must be a whole number of threads, such as 1 or 2. "
+                             f"Got {os.environ['NETLEARN_THREADS']!r} instead.") from None
+    if threads is None:
+        if sys.platform == "win32":  # the barrier yields through POSIX sched_yield
+            return 1
+        return max(1, min(available_cores(), MAX_AUTO_THREADS, batch_size // 25))
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"{source} must be a whole number of threads, 1 or more. Got {threads!r} instead.")
+    if threads > 1 and sys.platform == "win32":  # pragma: no cover
+        raise ValueError("threads > 1 needs a POSIX system (the threads wait with sched_yield); use threads=1.")
+    return int(threads)
+
+
 class CompiledEpochs:
     """Runs whole epochs of mini-batch SGD through the compiled kernel.
 
@@ -192,7 +248,8 @@ class CompiledEpochs:
     ``perm[0:m], perm[m:2m], ...`` -- the same batches as the NumPy path.
     """
 
-    def __init__(self, net: Any, opt: Any, X: np.ndarray, T: np.ndarray, batch_size: int) -> None:
+    def __init__(self, net: Any, opt: Any, X: np.ndarray, T: np.ndarray, batch_size: int,
+                 threads: int | None = None) -> None:
         from .backend import namespace
 
         self.net, self.opt = net, opt
@@ -217,12 +274,35 @@ class CompiledEpochs:
         self.D = tuple(np.zeros((m, c), X.dtype) for c in padded)
         self.acts_arr = np.asarray(self.acts, np.int64)
         self.scales = np.ones(len(dense), np.float64)
+        # Row-by-row path (batches of ROWS_MIN_BATCH or more): per-thread buffers.
+        n_in = dense[0].n_in
+        idx = np.uint16 if m <= 65536 else np.int32
+        self.threads = resolve_threads(threads, m)
+        cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
+        self.rows_mode = (m >= ROWS_MIN_BATCH and self.threads * n_in * cap
+                          * (np.dtype(idx).itemsize + X.dtype.itemsize) <= ROWS_MAX_BYTES)
+        if not self.rows_mode:
+            self.threads, cap = 1, 1
+        t = self.threads
+        self.WT = (np.zeros((1, 1), X.dtype),) + tuple(np.zeros((W.shape[1], W.shape[0]), X.dtype)
+                                                       for W in self.Wp[1:])
+        self.tscales = np.ones((t, len(dense)), np.float64)
+        self.used = np.zeros((t, n_in), np.int64)
+        self.ent_e = np.zeros((t, n_in, cap), idx)
+        self.ent_x = np.zeros((t, n_in, cap), X.dtype)
+        self.rows = np.zeros((t, n_in), np.int64)
+        self.sync = np.zeros(16, np.int64)
+        self._split()
 
     def compile(self) -> None:
         """Compile (or load from the cache) the kernel for these argument types by running no batches."""
-        kernels().train(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, np.empty(0, np.intp),
-                        0, 0, self.m, self.Wp, self.bp, self.widths, self.acts_arr, self.kind, self.A, self.D,
-                        self.scales, 0.0, 0.0, 0.0)
+        none = np.empty(0, np.intp)
+        if self.rows_mode:
+            self._rows_call(none, 0, 0, 0, 1)
+        else:
+            kernels().train(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, none,
+                            0, 0, self.m, self.Wp, self.bp, self.widths, self.acts_arr, self.kind, self.A, self.D,
+                            self.scales, 0.0, 0.0, 0.0)
 
     def reindex(self) -> None:
         """Index the non-zeros of the training inputs again (after a callback rewrote them in place)."""
@@ -230,6 +310,54 @@ class CompiledEpochs:
         self.sparse = csr is not None
         empty = (np.zeros(1, np.int64), np.zeros(1, np.uint16), np.zeros(1, self.X.dtype))
         self.indptr, self.cols, self.vals = csr if csr is not None else empty
+        if hasattr(self, "rows"):
+            self._split()
+
+    def _split(self) -> None:
+        """Share the first layer's rows between the threads, by how often each input is non-zero."""
+        n_in, t = self.Wp[0].shape[0], self.threads
+        if self.sparse and t > 1:
+            sample = self.cols[:self.indptr[-1]:7]  # (a sample is as good for balancing, and quicker)
+            load = np.cumsum(np.bincount(sample, minlength=n_in))
+            inner = np.searchsorted(load, load[-1] * np.arange(1, t) / t)
+        else:
+            inner = n_in * np.arange(1, t) // t
+        self.split = np.concatenate([[0], inner, [n_in]]).astype(np.int64)
+
+    def _rows_call(self, perm: np.ndarray, start: int, stop: int, tid: int, nthreads: int,
+                   eta: float = 0.0, c2: float = 0.0, c1: float = 0.0) -> None:
+        kernels().train_rows(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, perm, start, stop,
+                             self.m, self.Wp, self.WT, self.bp, self.widths, self.acts_arr, self.kind, self.A,
+                             self.D, self.tscales, eta, c2, c1, self.used, self.ent_e, self.ent_x, self.rows,
+                             self.split, tid, nthreads, self.sync)
+
+    def _run_rows(self, perm: np.ndarray, start: int, stop: int, eta: float, c2: float, c1: float) -> None:
+        """Batches ``perm[start:stop]`` on ``self.threads`` threads (this one is thread 0)."""
+        t = self.threads
+        if t == 1:
+            self._rows_call(perm, start, stop, 0, 1, eta, c2, c1)
+            return
+        go, abort = threading.Event(), [False]
+
+        def worker(tid: int) -> None:
+            go.wait()
+            if not abort[0]:
+                self._rows_call(perm, start, stop, tid, t, eta, c2, c1)
+
+        workers = [threading.Thread(target=worker, args=(tid,), daemon=True) for tid in range(1, t)]
+        try:
+            for w in workers:
+                w.start()
+        except BaseException:  # a thread could not start: none enters the kernel (its barriers need all)
+            abort[0] = True
+            go.set()
+            raise
+        go.set()
+        try:
+            self._rows_call(perm, start, stop, 0, t, eta, c2, c1)
+        finally:
+            for w in workers:
+                w.join()
 
     def epoch(self, perm: np.ndarray, hooks: Sequence[Callable[[int], None]] = ()) -> None:
         """Train one epoch over ``perm``; with ``hooks`` (progress bars), about 50 calls report progress."""
@@ -247,9 +375,12 @@ class CompiledEpochs:
         try:
             for first in range(0, n_batches, step):
                 start, stop = first * m, min(n, (first + step) * m)
-                train(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, perm, start, stop, m,
-                      self.Wp, self.bp, self.widths, self.acts_arr, self.kind, self.A, self.D, self.scales,
-                      eta, c2, c1)
+                if self.rows_mode:
+                    self._run_rows(perm, start, stop, eta, c2, c1)
+                else:
+                    train(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, perm, start, stop, m,
+                          self.Wp, self.bp, self.widths, self.acts_arr, self.kind, self.A, self.D, self.scales,
+                          eta, c2, c1)
                 if hooks:
                     self._write_back(dense)
                     for hook in hooks:

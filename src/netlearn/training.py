@@ -197,7 +197,7 @@ AUTO_MIN_EXAMPLES = 20_000
 
 
 def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int,
-                  epochs: int = 1):
+                  epochs: int = 1, threads: int | None = None):
     """The compiled epoch runner (:class:`netlearn.kernels.CompiledEpochs`) or None for the NumPy path.
 
     ``engine``: ``"numba"`` demands the compiled path (an error says why it does
@@ -219,7 +219,7 @@ def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, ba
     from . import kernels
 
     try:
-        compiled = kernels.CompiledEpochs(net, opt, X, T, batch_size)
+        compiled = kernels.CompiledEpochs(net, opt, X, T, batch_size, threads)
     except ImportError:  # pragma: no cover - Numba is a core dependency, but a platform may lack it
         if engine == "numba":
             raise
@@ -249,7 +249,8 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
         monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool | None = None,
         monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
         callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
-        max_norm: float | None = None, resume: Any = None, engine: str | None = None) -> History:
+        max_norm: float | None = None, resume: Any = None, engine: str | None = None,
+        threads: int | None = None) -> History:
     """Train ``net`` by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
     Each epoch shuffles the training data (seeded by ``seed``), splits it into
@@ -278,6 +279,11 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     :mod:`netlearn.kernels` when the network and optimizer are the common case
     and NumPy otherwise; ``"numpy"`` forces the NumPy path, ``"numba"`` the
     compiled one.  Both give the same numbers within float32 rounding.
+    ``threads`` caps the CPU threads the compiled engine shares each
+    mini-batch of 32 or more examples between (default: the environment
+    variable ``NETLEARN_THREADS``, else the available cores, at most 4, and at
+    least 25 examples per thread); the numbers do not depend on it beyond
+    float32 rounding.
 
     Returns a :class:`History`.  If the weights become NaN or infinite, the
     network is set back to the weights at the end of the last good epoch and
@@ -326,7 +332,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
-    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads)
     state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     state.batch_size, state.seed, state.shuffle_rng, state.order = batch_size, seed, shuffle, batches.perm
