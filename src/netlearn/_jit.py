@@ -327,7 +327,8 @@ def _make_vrows(P):
 
     def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1):
         dense = cols == _types.none
-        if not (_same_float_arrays(Z, W, vals) and (dense or (
+        pairs = isinstance(cols, _types.Omitted) or cols == _types.boolean
+        if not (_same_float_arrays(Z, W, vals) and (dense or pairs or (
                 isinstance(cols, _types.Array) and cols.layout == "C" and isinstance(cols.dtype, _types.Integer)))):
             return None
         sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1)
@@ -341,17 +342,23 @@ def _make_vrows(P):
             zero = _ir.Constant(vecty, None)
             # Two sets of P accumulators (even and odd terms): 2P independent chains of additions.
             accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
-            cdata = None if dense else context.make_array(cols)(context, builder, cv).data
+            cdata = None if dense or pairs else context.make_array(cols)(context, builder, cv).data
             xdata = context.make_array(vals)(context, builder, xv).data
             n64, j64 = cast(nv, 3), cast(jv, 4)
             q0, q1 = cast(p0v, 7), cast(p1v, 8)
 
             def add_term(q, half):
-                if dense:
-                    i = builder.sub(q, q0)
+                if pairs:  # vals[2q] is the value, vals[2q+1] the row index (held as a float)
+                    q2 = builder.mul(q, _ir.Constant(i64, 2))
+                    xs = builder.load(builder.gep(xdata, [q2]))
+                    i = builder.fptosi(builder.load(builder.gep(xdata, [builder.add(q2, _ir.Constant(i64, 1))])), i64)
+                    x = _splat(builder, xs, vecty)
                 else:
-                    i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
-                x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
+                    if dense:
+                        i = builder.sub(q, q0)
+                    else:
+                        i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
+                    x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
                 base = builder.add(builder.mul(i, n64), j64)
                 for b in range(P):
                     off = builder.add(base, _ir.Constant(i64, b * B))
@@ -387,6 +394,7 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
     """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
 
     With ``cols=None``: ``W[p - p0]`` in place of ``W[cols[p]]`` (a dense vector-matrix product).
+    With ``cols=True``: pairs, ``vals[2p] * W[int(vals[2p+1])]`` (value and row index side by side).
 
     The sum runs in registers, 64 columns (four 16-wide blocks) at a time with
     two accumulators per block, and ``Z`` is loaded and stored once: a long
@@ -730,15 +738,17 @@ def barrier(sync, nthreads):
 
 
 @jit
-def add_rows(W, d, J, rows, nu, used, ent_e, ent_x):
-    """``W[i] += sum(ent_x[t, i, k] * d[ent_e[t, i, k]] for t, k with k < used[t, i])`` for ``i`` in ``rows[:nu]``.
+def add_rows(W, d, J, rows, nu, used, ent):
+    """``W[i] += sum(x * d[e] for (x, e) in the pairs filed in row i)`` for ``i`` in ``rows[:nu]``.
 
-    The gradient of one weight row is summed in registers (:func:`vrows`) and
+    ``ent[t, i, 2k]``, ``ent[t, i, 2k+1]``: the ``k``-th pair (value, example)
+    that thread ``t`` filed for input ``i`` (``k < used[t, i]``).  The
+    gradient of one weight row is summed in registers (:func:`vrows`) and
     added to ``W`` once per batch (per thread that filed inputs ``i``), not
     once per example.  Columns go 64 at a time over all rows, so the slice of
     ``d`` being read (``m`` x 64 floats) stays in the L1 cache.
     """
-    cap = ent_e.shape[2]
+    cap = ent.shape[2] // 2
     j = 0
     while j < J:
         P = min(4, (J - j) // B)
@@ -747,29 +757,29 @@ def add_rows(W, d, J, rows, nu, used, ent_e, ent_x):
             for t in range(used.shape[0]):
                 k = used[t, i]
                 if k:
-                    e_t, x_t = ent_e[t], ent_x[t]
+                    pairs = ent[t]
                     iw, p0 = np.intp(i) * J + j, np.intp(i) * cap
                     if P == 4:
-                        vrows4(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                        vrows4(W, iw, d, J, j, True, pairs, p0, p0 + k)
                     elif P == 3:
-                        vrows3(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                        vrows3(W, iw, d, J, j, True, pairs, p0, p0 + k)
                     elif P == 2:
-                        vrows2(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                        vrows2(W, iw, d, J, j, True, pairs, p0, p0 + k)
                     else:
-                        vrows1(W, iw, d, J, j, e_t, x_t, p0, p0 + k)
+                        vrows1(W, iw, d, J, j, True, pairs, p0, p0 + k)
         j += P * B
 
 
 @jit
 def example_pass(X, sparse, indptr, cols, vals, T, r, e, Ws, WTs, bs, widths, acts, kind, A, D, sw, inv_m,
-                 used, ent_e, ent_x):
+                 used, ent):
     """Forward and backward pass of one example (input row ``r``, batch slot ``e``) with the current weights.
 
     Leaves its activations in ``A[l][e]``, its deltas ``dC/dz`` in
-    ``D[l][e]`` and each non-zero input ``x_i`` as the pair ``(e, x_i)`` in
-    slot ``used[i]`` of row ``i`` of ``ent_e``/``ent_x``, counting it in
-    ``used[i]`` (the batch filed by input position, for the grouped
-    first-layer update).  ``sw``: the layers'
+    ``D[l][e]`` and files each non-zero input ``x_i`` as the pair ``(x_i, e)``
+    in slot ``used[i]`` of row ``i`` of ``ent``, counting it in ``used[i]``
+    (the batch filed by input position, for the grouped first-layer update;
+    one pair per 8 bytes, so that filing touches one cache line).  ``sw``: the layers'
     lazy-decay scales (``W = s V``) in the weights' dtype; ``WTs[l]`` (``l >= 1``)
     the transpose of ``Ws[l]``.
     """
@@ -787,16 +797,16 @@ def example_pass(X, sparse, indptr, cols, vals, T, r, e, Ws, WTs, bs, widths, ac
             c = cols[p]
             k = used[c]
             used[c] = k + 1
-            ent_e[c, k] = e
-            ent_x[c, k] = vals[p]
+            ent[c, 2 * k] = vals[p]
+            ent[c, 2 * k + 1] = e
     else:
         for i in range(W0.shape[0]):
             x = X[r, i]
             if x != 0:
                 k = used[i]
                 used[i] = k + 1
-                ent_e[i, k] = e
-                ent_x[i, k] = x
+                ent[i, 2 * k] = x
+                ent[i, 2 * k + 1] = e
                 for j0 in range(0, H, B):
                     vaxpy(a0, ze + j0, x, W0, i * H + j0)
     s = sw[0]
@@ -896,7 +906,7 @@ def example_range(indptr, perm, s0, mb, sparse, tid, nthreads):
 
 @jit
 def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, bs, widths, acts, kind, A, D,
-               scales, eta, c2, c1, used, ent_e, ent_x, rows, split, tid, nthreads, sync):
+               scales, eta, c2, c1, used, ent, rows, split, tid, nthreads, sync):
     """:func:`train` with each weight matrix updated row by row, run by thread ``tid`` of ``nthreads``.
 
     The same mini-batch SGD, in two phases per batch:
@@ -913,8 +923,8 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
     A second barrier ends the batch.  Buffers: ``WTs[l]`` (``l >= 1``) the
     transposes of ``Ws[l]`` (the backward pass sums rows of them);
     ``scales`` ``(nthreads, L)`` each thread's copy of the lazy-decay scales;
-    ``used`` ``(nthreads, n_in)``, ``ent_e``/``ent_x`` ``(nthreads, n_in, c)``
-    each thread's filed inputs (``c`` at least the batch size: shares follow
+    ``used`` ``(nthreads, n_in)``, ``ent`` ``(nthreads, n_in, 2c)``
+    each thread's filed inputs (pairs of value and example) (``c`` at least the batch size: shares follow
     the examples' non-zero counts, :func:`example_range`);
     ``rows`` ``(nthreads, n_in)`` each thread's list of used rows; ``sync`` the
     barrier's counters.  With ``nthreads == 1`` no barrier runs.
@@ -930,7 +940,7 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
     decay = 1.0 - eta * c2
     one[0] = -eta
     neg_eta = one[0]
-    my_used, my_e, my_x, my_rows = used[tid], ent_e[tid], ent_x[tid], rows[tid]
+    my_used, my_ent, my_rows = used[tid], ent[tid], rows[tid]
     for l in range(1, L):
         i0, i1 = row_range(l, Ws[l].shape[0], split, tid, nthreads)
         transpose_rows(Ws[l], WTs[l], i0, i1)
@@ -947,7 +957,7 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
         e0, e1 = example_range(indptr, perm, s0, mb, sparse, tid, nthreads)
         for e in range(e0, e1):
             example_pass(X, sparse, indptr, cols, vals, T, perm[s0 + e], e, Ws, WTs, bs, widths, acts, kind, A, D,
-                         sw, inv_m, my_used, my_e, my_x)
+                         sw, inv_m, my_used, my_ent)
         if nthreads > 1:
             barrier(sync, nthreads)
         for l in range(L):
@@ -979,13 +989,13 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
                     for t in range(nthreads):
                         k = used[t, i]
                         filed += k
-                        x_t = ent_x[t, i]
-                        for q in range(k):
+                        x_t = ent[t, i]
+                        for q in range(0, 2 * k, 2):
                             x_t[q] *= coef
                     if filed:
                         my_rows[nu] = i
                         nu += 1
-                add_rows(W, d, J, my_rows, nu, used, ent_e, ent_x)
+                add_rows(W, d, J, my_rows, nu, used, ent)
             else:
                 u = A[l - 1]
                 i1 = min(i1, widths[l - 1])

@@ -276,11 +276,11 @@ class CompiledEpochs:
         self.scales = np.ones(len(dense), np.float64)
         # Row-by-row path (batches of ROWS_MIN_BATCH or more): per-thread buffers.
         n_in = dense[0].n_in
-        idx = np.uint16 if m <= 65536 else np.int32
         self.threads = resolve_threads(threads, m)
         cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
-        self.rows_mode = (m >= ROWS_MIN_BATCH and self.threads * n_in * cap
-                          * (np.dtype(idx).itemsize + X.dtype.itemsize) <= ROWS_MAX_BYTES)
+        # (example numbers are filed as floats: exact below 2**24)
+        self.rows_mode = (ROWS_MIN_BATCH <= m < 2 ** 24
+                          and self.threads * n_in * 2 * cap * X.dtype.itemsize <= ROWS_MAX_BYTES)
         if not self.rows_mode:
             self.threads, cap = 1, 1
         t = self.threads
@@ -288,8 +288,7 @@ class CompiledEpochs:
                                                        for W in self.Wp[1:])
         self.tscales = np.ones((t, len(dense)), np.float64)
         self.used = np.zeros((t, n_in), np.int64)
-        self.ent_e = np.zeros((t, n_in, cap), idx)
-        self.ent_x = np.zeros((t, n_in, cap), X.dtype)
+        self.ent = np.zeros((t, n_in, 2 * cap), X.dtype)
         self.rows = np.zeros((t, n_in), np.int64)
         self.sync = np.zeros(16, np.int64)
         self._split()
@@ -328,7 +327,7 @@ class CompiledEpochs:
                    eta: float = 0.0, c2: float = 0.0, c1: float = 0.0) -> None:
         kernels().train_rows(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, perm, start, stop,
                              self.m, self.Wp, self.WT, self.bp, self.widths, self.acts_arr, self.kind, self.A,
-                             self.D, self.tscales, eta, c2, c1, self.used, self.ent_e, self.ent_x, self.rows,
+                             self.D, self.tscales, eta, c2, c1, self.used, self.ent, self.rows,
                              self.split, tid, nthreads, self.sync)
 
     def _run_rows(self, perm: np.ndarray, start: int, stop: int, eta: float, c2: float, c1: float) -> None:
