@@ -280,6 +280,42 @@ def vdot(typingctx, X, ix, Y, iy):
 
 
 @intrinsic
+def prefetch(typingctx, X, ix):
+    """Ask for the cache line holding ``X.flat[ix]`` ahead of use (a hint: never faults, no effect on results)."""
+    if not (isinstance(X, _types.Array) and X.layout == "C"):
+        return None
+    sig = _types.none(X, ix)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(X)(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [context.cast(builder, args[1], ix, _types.intp)]),
+                              _ir.IntType(8).as_pointer())
+        i32 = _ir.IntType(32)
+        fnty = _ir.FunctionType(_ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = _cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [ptr, _ir.Constant(i32, 0), _ir.Constant(i32, 3), _ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@jit
+def prefetch_example(r, sparse, indptr, cols, vals, X, T):
+    """Start loading example ``r``'s inputs and targets into the cache (rows are visited in random order,
+    so the hardware cannot guess them)."""
+    if sparse:
+        p0, p1 = indptr[r], indptr[r + 1]
+        for p in range(p0, p1, 32):
+            prefetch(cols, p)
+        for p in range(p0, p1, 16):
+            prefetch(vals, p)
+    else:
+        for i in range(0, X.shape[1], 16):
+            prefetch(X, r * X.shape[1] + i)
+    prefetch(T, r * T.shape[1])
+
+
+@intrinsic
 def vcompress(typingctx, X, ix, vals, cols, p, first):
     """Append the non-zeros of ``X.flat[ix:ix+16]`` to ``vals[p:]`` and their positions
     (``first``, ``first+1``, ...) to ``cols[p:]``; return how many there were.
@@ -703,6 +739,9 @@ def yield_cpu(typingctx):
     return sig, codegen
 
 
+#: Examples ahead whose inputs and targets are prefetched.
+PREFETCH = 2
+
 #: Busy-wait this many checks before yielding the CPU at each check (a few microseconds).
 SPINS = 2000
 
@@ -956,6 +995,8 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
             my_used[i] = 0
         e0, e1 = example_range(indptr, perm, s0, mb, sparse, tid, nthreads)
         for e in range(e0, e1):
+            if e + PREFETCH < e1:
+                prefetch_example(perm[s0 + e + PREFETCH], sparse, indptr, cols, vals, X, T)
             example_pass(X, sparse, indptr, cols, vals, T, perm[s0 + e], e, Ws, WTs, bs, widths, acts, kind, A, D,
                          sw, inv_m, my_used, my_ent)
         if nthreads > 1:
