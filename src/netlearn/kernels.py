@@ -207,6 +207,33 @@ def sparse_rows(X: np.ndarray, force: bool = False) -> tuple[np.ndarray, np.ndar
     return indptr, cols, vals
 
 
+def huge_zeros(specs: Sequence[tuple[tuple[int, ...], Any]]) -> list[np.ndarray]:
+    """Zeroed C-contiguous arrays of the given ``(shape, dtype)``, carved from one block of memory.
+
+    On Linux the block is aligned to 2 MB and marked for transparent huge
+    pages (``madvise(MADV_HUGEPAGE)``); elsewhere it is ordinary memory.
+    Each array starts on a 64-byte cache line.
+    """
+    import mmap
+
+    huge = 2 << 20
+    sizes = [int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in specs]
+    offsets, total = [], 0
+    for size in sizes:
+        offsets.append(total)
+        total += -(-size // 64) * 64
+    block = mmap.mmap(-1, total + huge)  # anonymous: zero-filled, pages committed when touched
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            block.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # pragma: no cover - a kernel without transparent huge pages
+            pass
+    raw = np.frombuffer(block, np.uint8)
+    start = -raw.ctypes.data % huge
+    return [raw[start + o:start + o + n].view(dt).reshape(shape)
+            for (shape, dt), o, n in zip(specs, offsets, sizes)]
+
+
 def available_cores() -> int:
     """CPU cores this process may run on."""
     try:
@@ -261,21 +288,11 @@ class CompiledEpochs:
             raise EngineUnavailable("the data and the network have different dtypes")
         if not numba_available():  # pragma: no cover
             raise EngineUnavailable("Numba is not installed")
-        self.X, self.T, self.m = X, np.ascontiguousarray(T), batch_size
+        self.X, self.m = X, batch_size
         self.reindex()
         m = min(batch_size, X.shape[0])
-        # Padded copies of the weights (see netlearn._jit.train): widths rounded up to a multiple of 16.
-        self.widths = np.array([d.n_out for d in dense], np.int64)
-        padded = [pad_width(w) for w in self.widths]
-        rows = [dense[0].n_in] + padded[:-1]
-        self.Wp = tuple(np.zeros((r, c), X.dtype) for r, c in zip(rows, padded))
-        self.bp = tuple(np.zeros(c, X.dtype) for c in padded)
-        self.A = tuple(np.zeros((m, c), X.dtype) for c in padded)
-        self.D = tuple(np.zeros((m, c), X.dtype) for c in padded)
-        self.acts_arr = np.asarray(self.acts, np.int64)
-        self.scales = np.ones(len(dense), np.float64)
-        # Row-by-row path (batches of ROWS_MIN_BATCH or more): per-thread buffers.
         n_in = dense[0].n_in
+        # Row-by-row path (batches of ROWS_MIN_BATCH or more) and its threads.
         self.threads = resolve_threads(threads, m)
         cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
         # (example numbers are filed as floats: exact below 2**24)
@@ -284,11 +301,27 @@ class CompiledEpochs:
         if not self.rows_mode:
             self.threads, cap = 1, 1
         t = self.threads
-        self.WT = (np.zeros((1, 1), X.dtype),) + tuple(np.zeros((W.shape[1], W.shape[0]), X.dtype)
-                                                       for W in self.Wp[1:])
-        self.tscales = np.ones((t, len(dense)), np.float64)
-        self.used = np.zeros((t, n_in), np.int64)
-        self.ent = np.zeros((t, n_in, 2 * cap), X.dtype)
+        # Padded copies of the weights (see netlearn._jit.train): widths rounded up to a multiple of 16.
+        self.widths = np.array([d.n_out for d in dense], np.int64)
+        padded = [pad_width(w) for w in self.widths]
+        rows = [n_in] + padded[:-1]
+        L = len(dense)
+        dt = X.dtype
+        # The buffers that the kernels visit at random (weight rows, filed inputs, targets) share
+        # one block of memory backed by 2 MB pages where the system allows: fewer TLB misses.
+        bufs = huge_zeros([((r, c), dt) for r, c in zip(rows, padded)]        # Wp
+                          + [((m, c), dt) for c in padded]                     # A
+                          + [((m, c), dt) for c in padded]                     # D
+                          + [((W_c, W_r), dt) for W_r, W_c in zip(rows[1:], padded[1:])]  # WT
+                          + [((t, n_in, 2 * cap), dt), ((t, n_in), np.int64), (T.shape, dt)])
+        self.Wp, self.A, self.D = tuple(bufs[:L]), tuple(bufs[L:2 * L]), tuple(bufs[2 * L:3 * L])
+        self.WT = (np.zeros((1, 1), dt),) + tuple(bufs[3 * L:4 * L - 1])
+        self.ent, self.used, self.T = bufs[4 * L - 1:]
+        self.T[...] = T
+        self.bp = tuple(np.zeros(c, dt) for c in padded)
+        self.acts_arr = np.asarray(self.acts, np.int64)
+        self.scales = np.ones(L, np.float64)
+        self.tscales = np.ones((t, L), np.float64)
         self.rows = np.zeros((t, n_in), np.int64)
         self.sync = np.zeros(16, np.int64)
         self._split()
