@@ -110,6 +110,7 @@ def test_no_command_prints_help_and_exits_2(capsys):
     (["--seed", "-3"], "seed"),
     (["--json", "/nonexistent-folder/h.json"], "--json"),
     (["--plot", "/nonexistent-folder/h.png"], "--plot"),
+    (["--threads", "0"], "--threads"),
 ])
 def test_train_argument_errors(args, expect, capsys, data_root):
     line = run_error(capsys, ["train", "--data-dir", str(data_root), "--epochs", "1", *args])
@@ -172,6 +173,19 @@ def test_train_same_seed_same_numbers(data_root, tmp_path):
                      "--monitor", "training_cost", "--json", str(tmp_path / f"{name}.json")]) == 0
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
     assert a["training_cost"] == b["training_cost"]
+
+
+def test_train_threads_option_keeps_the_numbers(data_root, tmp_path, monkeypatch):
+    """--threads shares each batch of 32+ between threads: the same training within float32 rounding."""
+    monkeypatch.setenv("NETLEARN_ENGINE", "numba")  # (the small test set would stay on NumPy)
+    costs = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"t{threads}.json"
+        assert main(["train", "--data-dir", str(data_root), "--epochs", "2", "--quiet", "--seed", "3",
+                     "--batch-size", "40", "--threads", threads, "--monitor", "training_cost",
+                     "--json", str(out)]) == 0
+        costs.append(json.loads(out.read_text())["training_cost"])
+    assert costs[0] == pytest.approx(costs[1], rel=1e-4)
 
 
 def test_train_options_end_to_end(data_root, tmp_path):

@@ -299,6 +299,10 @@ def prefetch(typingctx, X, ix):
     return sig, codegen
 
 
+#: Examples ahead whose inputs and targets are prefetched.
+PREFETCH = 2
+
+
 @jit
 def prefetch_example(r, sparse, indptr, cols, vals, X, T):
     """Start loading example ``r``'s inputs and targets into the cache (rows are visited in random order,
@@ -545,6 +549,8 @@ def train(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, bs, widths
         H = W0.shape[1]
         for e in range(mb):
             r = perm[s0 + e]
+            if s0 + e + PREFETCH < n:  # (the next batch's first examples too)
+                prefetch_example(perm[s0 + e + PREFETCH], sparse, indptr, cols, vals, X, T)
             ze = e * H
             for j in range(H):
                 a0[e, j] = 0.0
@@ -738,9 +744,6 @@ def yield_cpu(typingctx):
 
     return sig, codegen
 
-
-#: Examples ahead whose inputs and targets are prefetched.
-PREFETCH = 2
 
 #: Busy-wait this many checks before yielding the CPU at each check (a few microseconds).
 SPINS = 2000

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--lmbda", type=nonneg_float, default=5.0, help="L2 regularization (the book's lambda)")
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--batch-size", type=positive_int, default=10)
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads sharing each mini-batch of 32 or more (default: NETLEARN_THREADS, else "
+                        "the available cores, at most 4)")
     p.add_argument("--seed", type=int, default=None, help="seed for initialization and shuffling")
     add_split_options(p)
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
@@ -117,7 +120,7 @@ def run(args) -> int:
                 kwargs["callbacks"] = augmentation.callbacks(args) + kwargs["callbacks"]
                 history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
                                   evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
-                                  progress=not args.quiet, **flags, **kwargs)
+                                  progress=not args.quiet, threads=args.threads, **flags, **kwargs)
         status = 0
     except DivergenceError as exc:
         print(f"netlearn: error: {exc}", file=sys.stderr)
