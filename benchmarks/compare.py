@@ -14,8 +14,8 @@ all sigmoid, cross-entropy, eta 0.5, lmbda 5 -- it times, in the same run:
   (weight gradients) + 2 sum over layers after the first n_in n_out (deltas), times
   50,000, divided by the float32 matrix-product peak measured here.
 
-Every figure is the median over ``--repeats`` runs; "ratio" is each one's time over
-netlearn's (above 1: slower than netlearn).  ``--memory`` adds the peak memory of a
+Every figure is the median over ``--repeats`` runs, each started after a 0.5 s pause (see
+``settle``); "ratio" is each one's time over netlearn's (above 1: slower than netlearn).  ``--memory`` adds the peak memory of a
 fresh process that loads MNIST and trains one epoch.
 """
 from __future__ import annotations
@@ -61,6 +61,12 @@ def floor_seconds(sizes: list[int], n: int, peak_gflops: float) -> float:
     pairs = list(zip(sizes[:-1], sizes[1:]))
     flops = 4 * sum(a * b for a, b in pairs) + 2 * sum(a * b for a, b in pairs[1:])
     return flops * n / (peak_gflops * 1e9)
+
+
+def settle(seconds: float = 0.5) -> None:
+    """Pause before a timed run: the worker threads of the previous run's BLAS or OpenMP spin for a
+    while after their last task (OpenBLAS about 0.1 s), taking a core from whatever runs next."""
+    time.sleep(seconds)
 
 
 def time_netlearn(training, sizes, batch, epochs=3) -> float:
@@ -241,16 +247,20 @@ def main(argv=None) -> int:
     for si in (int(s) for s in args.settings.split(",")):
         sizes, batch = SETTINGS[si]
         runs: dict[str, list[float]] = {}
+        timers = {"netlearn": lambda: time_netlearn(training, sizes, batch),
+                  "plain NumPy loop": lambda: time_plain(X, Y, sizes, batch)}
+        if "numpy-path" not in skip:
+            timers["netlearn engine='numpy'"] = lambda: time_netlearn_numpy(training, sizes, batch)
+        if "torch" not in skip:
+            timers["PyTorch eager CPU"] = lambda: time_torch(X, Y, sizes, batch, args.torch_threads)
+        if "sklearn" not in skip:
+            timers["scikit-learn MLPClassifier"] = lambda: time_sklearn(X, y, sizes, batch)
         for r in range(args.repeats):
-            runs.setdefault("netlearn", []).append(time_netlearn(training, sizes, batch))
-            runs.setdefault("plain NumPy loop", []).append(time_plain(X, Y, sizes, batch))
-            if "numpy-path" not in skip:
-                runs.setdefault("netlearn engine='numpy'", []).append(time_netlearn_numpy(training, sizes, batch))
-            if "torch" not in skip:
-                runs.setdefault("PyTorch eager CPU", []).append(time_torch(X, Y, sizes, batch, args.torch_threads))
-            if "sklearn" not in skip:
-                runs.setdefault("scikit-learn MLPClassifier", []).append(time_sklearn(X, y, sizes, batch))
+            for name, timer in timers.items():
+                settle()
+                runs.setdefault(name, []).append(timer())
             if "book" not in skip and si == 0 and r == 0:
+                settle()
                 runs.setdefault("book-style per-example loop", []).append(time_book(X, Y, sizes, batch))
         ref = statistics.median(runs["netlearn"])
         print(f"{sizes} batch {batch}: seconds per epoch (median of {args.repeats}; book-style: 1 run)")

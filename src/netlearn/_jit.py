@@ -365,16 +365,16 @@ def vcompress(typingctx, X, ix, vals, cols, p, first):
 def _make_vrows(P):
     """The intrinsic ``vrows{P}`` (see :func:`vrows`) for a panel of ``P`` blocks of 16."""
 
-    def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1):
+    def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1, alpha):
         dense = cols == _types.none
         pairs = isinstance(cols, _types.Omitted) or cols == _types.boolean
         if not (_same_float_arrays(Z, W, vals) and (dense or pairs or (
                 isinstance(cols, _types.Array) and cols.layout == "C" and isinstance(cols.dtype, _types.Integer)))):
             return None
-        sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1)
+        sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1, Z.dtype)
 
         def codegen(context, builder, signature, args):
-            Zv, izv, Wv, nv, jv, cv, xv, p0v, p1v = args
+            Zv, izv, Wv, nv, jv, cv, xv, p0v, p1v, av = args
             intp = _types.intp
             cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
             i64 = _ir.IntType(64)
@@ -414,10 +414,11 @@ def _make_vrows(P):
             last = builder.add(q0, builder.mul(npairs, _ir.Constant(i64, 2)))
             with builder.if_then(builder.icmp_signed("<", last, q1)):
                 add_term(last, 0)
+            alpha = _splat(builder, av, vecty)
             for b in range(P):
                 pz = _vector_ptr(context, builder, Z, Zv, builder.add(cast(izv, 1), _ir.Constant(i64, b * B)), intp)
                 total = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
-                builder.store(builder.fadd(_load(builder, pz, Z), total), pz, align=Z.dtype.bitwidth // 8)
+                builder.store(_fma(builder, alpha, total, _load(builder, pz, Z)), pz, align=Z.dtype.bitwidth // 8)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -426,7 +427,36 @@ def _make_vrows(P):
     return intrinsic(vrows_p)
 
 
-vrows1, vrows2, vrows3, vrows4 = (_make_vrows(P) for P in (1, 2, 3, 4))
+vrows1, vrows2, vrows3, vrows4, vrows5, vrows6, vrows7, vrows8 = (_make_vrows(P) for P in range(1, 9))
+
+#: Blocks of 16 columns per pass of add_rows (4: the slice of ``d`` read by a pass, m x 64 floats,
+#: stays in L1).
+ADD_PANEL = 4
+
+#: The widest panel of 16-column blocks summed in registers at once (2 x 8 accumulators + 8 rows
+#: fit the 32 vector registers of AVX-512).
+PANEL = 8
+
+
+@jit
+def vpanel(P, Z, iz, W, n, j, cols, vals, p0, p1, alpha):
+    """The intrinsic ``vrows{P}`` for a run-time ``P`` (1 to 8)."""
+    if P == 8:
+        vrows8(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    elif P == 7:
+        vrows7(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    elif P == 6:
+        vrows6(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    elif P == 5:
+        vrows5(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    elif P == 4:
+        vrows4(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    elif P == 3:
+        vrows3(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    elif P == 2:
+        vrows2(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
+    else:
+        vrows1(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
 
 
 @jit
@@ -436,22 +466,16 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
     With ``cols=None``: ``W[p - p0]`` in place of ``W[cols[p]]`` (a dense vector-matrix product).
     With ``cols=True``: pairs, ``vals[2p] * W[int(vals[2p+1])]`` (value and row index side by side).
 
-    The sum runs in registers, 64 columns (four 16-wide blocks) at a time with
-    two accumulators per block, and ``Z`` is loaded and stored once: a long
-    sum of rows is then limited by loading them, not by a chain of
-    load-add-store through ``Z``.
+    The sum runs in registers, up to 128 columns (``PANEL`` 16-wide blocks)
+    at a time with two accumulators per block, and ``Z`` is loaded and
+    stored once: a long sum of rows is then limited by loading them, not by
+    a chain of load-add-store through ``Z``.
     """
     j = 0
-    while j + 4 * B <= n:
-        vrows4(Z, iz + j, W, n, j, cols, vals, p0, p1)
-        j += 4 * B
-    left = (n - j) // B
-    if left == 3:
-        vrows3(Z, iz + j, W, n, j, cols, vals, p0, p1)
-    elif left == 2:
-        vrows2(Z, iz + j, W, n, j, cols, vals, p0, p1)
-    elif left == 1:
-        vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1)
+    while j < n:
+        P = min(PANEL, (n - j) // B)
+        vpanel(P, Z, iz + j, W, n, j, cols, vals, p0, p1, 1.0)
+        j += P * B
 
 
 @jit
@@ -780,35 +804,27 @@ def barrier(sync, nthreads):
 
 
 @jit
-def add_rows(W, d, J, rows, nu, used, ent):
-    """``W[i] += sum(x * d[e] for (x, e) in the pairs filed in row i)`` for ``i`` in ``rows[:nu]``.
+def add_rows(W, d, J, rows, nu, used, ent, coef):
+    """``W[i] += coef * sum(x * d[e] for (x, e) in the pairs filed in row i)`` for ``i`` in ``rows[:nu]``.
 
     ``ent[t, i, 2k]``, ``ent[t, i, 2k+1]``: the ``k``-th pair (value, example)
     that thread ``t`` filed for input ``i`` (``k < used[t, i]``).  The
     gradient of one weight row is summed in registers (:func:`vrows`) and
     added to ``W`` once per batch (per thread that filed inputs ``i``), not
-    once per example.  Columns go 64 at a time over all rows, so the slice of
-    ``d`` being read (``m`` x 64 floats) stays in the L1 cache.
+    once per example.  Columns go ``ADD_PANEL`` blocks of 16 at a time over
+    all rows, so the slice of ``d`` being read stays in the L1 cache.
     """
     cap = ent.shape[2] // 2
     j = 0
     while j < J:
-        P = min(4, (J - j) // B)
+        P = min(ADD_PANEL, (J - j) // B)
         for u in range(nu):
             i = rows[u]
             for t in range(used.shape[0]):
                 k = used[t, i]
                 if k:
-                    pairs = ent[t]
-                    iw, p0 = np.intp(i) * J + j, np.intp(i) * cap
-                    if P == 4:
-                        vrows4(W, iw, d, J, j, True, pairs, p0, p0 + k)
-                    elif P == 3:
-                        vrows3(W, iw, d, J, j, True, pairs, p0, p0 + k)
-                    elif P == 2:
-                        vrows2(W, iw, d, J, j, True, pairs, p0, p0 + k)
-                    else:
-                        vrows1(W, iw, d, J, j, True, pairs, p0, p0 + k)
+                    p0 = np.intp(i) * cap
+                    vpanel(P, W, np.intp(i) * J + j, d, J, j, True, ent[t], p0, p0 + k, coef)
         j += P * B
 
 
@@ -1031,15 +1047,11 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
                 for i in range(i0, i1):
                     filed = 0
                     for t in range(nthreads):
-                        k = used[t, i]
-                        filed += k
-                        x_t = ent[t, i]
-                        for q in range(0, 2 * k, 2):
-                            x_t[q] *= coef
+                        filed += used[t, i]
                     if filed:
                         my_rows[nu] = i
                         nu += 1
-                add_rows(W, d, J, my_rows, nu, used, ent)
+                add_rows(W, d, J, my_rows, nu, used, ent, coef)
             else:
                 u = A[l - 1]
                 i1 = min(i1, widths[l - 1])
