@@ -131,3 +131,29 @@ def test_best_and_accuracy():
     acc = pop.accuracy(data)
     assert acc.shape == (2,)
     assert pop.best() == int(np.argmax([h.evaluation_accuracy[-1] for h in pop.histories]))
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_threads_train_groups_of_16_networks_with_the_same_numbers(mu):
+    # 40 networks: three blocks of 16 lanes, so up to three threads; one network diverges.
+    X, y = sparse_data()
+    kw = {"activation": "relu", "cost": "quadratic", "output": "identity"}
+    etas = [0.01 + 0.002 * k for k in range(40)]
+    etas[25] = 500.0
+    results = []
+    for threads in (1, 2, 3, 8):
+        pop = Population([20, 6, 4], etas, 1.0, mu, seed=list(range(40)), **kw)
+        hists = pop.fit((X * 5, y), 2, 10, evaluation_data=(X, y), seed=3, threads=threads)
+        results.append((pop, hists))
+    ref_pop, ref_hists = results[0]
+    assert ref_pop.diverged[25] is not None and sum(d is not None for d in ref_pop.diverged) == 1
+    for pop, hists in results[1:]:
+        assert pop.diverged == ref_pop.diverged
+        for a, b in zip(ref_pop.networks, pop.networks):
+            for p, q in zip(a.parameters(), b.parameters()):
+                np.testing.assert_array_equal(p, q)
+        assert [h.evaluation_accuracy for h in hists] == [h.evaluation_accuracy for h in ref_hists]
+    if mu == 0:  # and a network of the second group still equals its single run
+        net = netlearn.Network([20, 6, 4], seed=30, **kw)
+        net.fit((X * 5, y), 2, 10, etas[30], lmbda=1.0, seed=3)
+        assert_same_network(net, results[1][0].networks[30], atol=1e-4)

@@ -265,6 +265,38 @@ def resolve_threads(threads: int | None, batch_size: int) -> int:
     return int(threads)
 
 
+def run_parallel(fn: Callable[[int], Any], nthreads: int) -> None:
+    """``fn(0)`` here and ``fn(1)`` ... ``fn(nthreads - 1)`` on new threads, all at once; returns when all are done.
+
+    The workers wait until every one of them has started, so that kernels
+    meeting at a barrier either all run or (a thread could not start) none do.
+    """
+    if nthreads == 1:
+        fn(0)
+        return
+    go, abort = threading.Event(), [False]
+
+    def worker(tid: int) -> None:
+        go.wait()
+        if not abort[0]:
+            fn(tid)
+
+    workers = [threading.Thread(target=worker, args=(tid,), daemon=True) for tid in range(1, nthreads)]
+    try:
+        for w in workers:
+            w.start()
+    except BaseException:
+        abort[0] = True
+        go.set()
+        raise
+    go.set()
+    try:
+        fn(0)
+    finally:
+        for w in workers:
+            w.join()
+
+
 class CompiledEpochs:
     """Runs whole epochs of mini-batch SGD through the compiled kernel.
 
@@ -366,30 +398,7 @@ class CompiledEpochs:
     def _run_rows(self, perm: np.ndarray, start: int, stop: int, eta: float, c2: float, c1: float) -> None:
         """Batches ``perm[start:stop]`` on ``self.threads`` threads (this one is thread 0)."""
         t = self.threads
-        if t == 1:
-            self._rows_call(perm, start, stop, 0, 1, eta, c2, c1)
-            return
-        go, abort = threading.Event(), [False]
-
-        def worker(tid: int) -> None:
-            go.wait()
-            if not abort[0]:
-                self._rows_call(perm, start, stop, tid, t, eta, c2, c1)
-
-        workers = [threading.Thread(target=worker, args=(tid,), daemon=True) for tid in range(1, t)]
-        try:
-            for w in workers:
-                w.start()
-        except BaseException:  # a thread could not start: none enters the kernel (its barriers need all)
-            abort[0] = True
-            go.set()
-            raise
-        go.set()
-        try:
-            self._rows_call(perm, start, stop, 0, t, eta, c2, c1)
-        finally:
-            for w in workers:
-                w.join()
+        run_parallel(lambda tid: self._rows_call(perm, start, stop, tid, t, eta, c2, c1), t)
 
     def epoch(self, perm: np.ndarray, hooks: Sequence[Callable[[int], None]] = ()) -> None:
         """Train one epoch over ``perm``; with ``hooks`` (progress bars), about 50 calls report progress."""

@@ -86,6 +86,61 @@ def _sigmoid(z: np.ndarray) -> None:
     z += 0.5
 
 
+class _Group:
+    """The kernel state of the networks ``k0:k1`` of a population (whole blocks of 16), trained by one thread.
+
+    With one group for the whole population its arrays are the population's
+    own; otherwise copies, loaded before and stored after each epoch.
+    """
+
+    def __init__(self, k0: int, k1: int, Ws, bs, Vs, Vbs, etas, c2s, mus, momentum: bool, m: int,
+                 widths: list[int], n_in: int, dt) -> None:
+        self.k0, self.k1, self.momentum = k0, k1, momentum
+        whole = k0 == 0 and k1 == etas.shape[0]
+        part = (lambda a: a) if whole else (lambda a: np.ascontiguousarray(a[..., k0:k1]))
+        self.whole = whole
+        self.Ws, self.bs = tuple(part(W) for W in Ws), tuple(part(b) for b in bs)
+        self.Vs = tuple(part(V) for V in Vs) if momentum else Vs
+        self.Vbs = tuple(part(V) for V in Vbs) if momentum else Vbs
+        self.etas, self.c2s, self.mus = (np.ascontiguousarray(a[k0:k1]) for a in (etas, c2s, mus))
+        w = k1 - k0
+        self.A = tuple(np.zeros((m, n, w), dt) for n in widths)
+        self.D = tuple(np.zeros((m, n, w), dt) for n in widths)
+        self.active = np.zeros(w)
+        self.scales = np.ones((len(Ws), w))
+        self.coef = np.zeros(w, dt)
+        self.index = (np.full(n_in, -1, np.int64), np.zeros(n_in, np.int64), np.zeros(n_in + 1, np.int64),
+                      np.zeros(n_in, np.int64), np.zeros(m * n_in, np.int64), np.zeros(m * n_in, dt))
+        self.bid = 0
+        # The first layer seen flat, (n_in, H*w): views, no copies.
+        self.flat = tuple(a.reshape(a.shape[0], -1) for a in (self.Ws[0], self.A[0], self.D[0], self.Vs[0]))
+        self.b0 = self.bs[0].reshape(-1)
+
+    def _pairs(self, Ws, bs, Vs, Vbs):
+        mine = self.Ws + self.bs + (self.Vs + self.Vbs if self.momentum else ())
+        full = Ws + bs + (Vs + Vbs if self.momentum else ())
+        return zip(mine, full)
+
+    def load(self, Ws, bs, Vs, Vbs, active) -> None:
+        self.active[:] = active[self.k0:self.k1]
+        if not self.whole:
+            for mine, full in self._pairs(Ws, bs, Vs, Vbs):
+                mine[...] = full[..., self.k0:self.k1]
+
+    def store(self, Ws, bs, Vs, Vbs) -> None:
+        if not self.whole:
+            for mine, full in self._pairs(Ws, bs, Vs, Vbs):
+                full[..., self.k0:self.k1] = mine
+
+    def train(self, jit, perm, n, m, indptr, cols, vals, T, kind, acts) -> None:
+        """One epoch over the batches ``perm[s:s+m]``, then the true weights written back (scales folded)."""
+        W0, A0, D0, V0 = self.flat
+        self.bid = jit.pop_train(perm, 0, n, m, indptr, cols, vals, *self.index, W0, A0, D0, V0, self.b0, self.A,
+                                 self.D, self.Ws, self.bs, self.Vs, self.Vbs, T, kind, acts, self.scales, self.etas,
+                                 self.c2s, self.mus, self.active, self.momentum, self.coef, self.bid)
+        jit.pop_fold_scales(self.Ws, self.scales)
+
+
 class Population:
     """``K`` networks of one architecture trained in lockstep (see the module docstring).
 
@@ -148,12 +203,16 @@ class Population:
     def fit(self, training_data, epochs: int, batch_size: int, evaluation_data=None, seed: int | None = None, *,
             monitor_evaluation_accuracy: bool | None = None, monitor_evaluation_cost: bool = False,
             monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
-            verbose: bool = False, print_fn: Callable[[str], None] = print) -> list[History]:
+            verbose: bool = False, print_fn: Callable[[str], None] = print,
+            threads: int | None = None) -> list[History]:
         """Train all networks for ``epochs`` epochs of mini-batch SGD; returns one History per network.
 
         ``seed`` seeds the one shuffle that all networks share.  Monitoring is
         as in :meth:`netlearn.Network.fit` (evaluation accuracy by default when
-        ``evaluation_data`` is given), per network.
+        ``evaluation_data`` is given), per network.  ``threads`` (default: the
+        environment variable ``NETLEARN_THREADS``, else the available cores, at
+        most 4) train disjoint groups of at least 16 networks at once; the
+        numbers do not depend on it.
         """
         from . import kernels
 
@@ -180,9 +239,6 @@ class Population:
         # Stacked parameters: W[l] (n_in, n_out, K), b[l] (n_out, K).
         Ws = tuple(_stack([self._layers(k)[l].W for k in range(K)], Kp) for l in range(L))
         bs = tuple(_stack([self._layers(k)[l].b for k in range(K)], Kp) for l in range(L))
-        widths = [d.n_out for d in self._dense]
-        A = tuple(np.zeros((m, w, Kp), dt) for w in widths)
-        D = tuple(np.zeros((m, w, Kp), dt) for w in widths)
         ghosts = [0.0] * (Kp - K)
         etas = np.array([c["eta"] for c in self.configs] + ghosts)
         c2s = np.array([c["lmbda"] / n for c in self.configs] + ghosts)
@@ -191,31 +247,30 @@ class Population:
         Vs = tuple(np.zeros_like(W) if momentum else np.zeros((1, 1, 1), dt) for W in Ws)
         Vbs = tuple(np.zeros_like(b) if momentum else np.zeros((1, 1), dt) for b in bs)
         active = np.array([0.0 if d is not None else 1.0 for d in self.diverged] + ghosts)
-        scales = np.ones((L, Kp))
-        coef = np.zeros(Kp, dt)
-        n_in = X.shape[1]
-        stamp = np.full(n_in, -1, np.int64)
-        rows = np.zeros(n_in, np.int64)
-        rptr = np.zeros(n_in + 1, np.int64)
-        cursor = np.zeros(n_in, np.int64)
-        ent_e = np.zeros(m * n_in, np.int64)
-        ent_x = np.zeros(m * n_in, dt)
+        # The networks are independent: each thread trains its own group of whole blocks of 16 networks,
+        # in arrays of its own (so no two threads write to one cache line), copied in and out each epoch.
+        blocks = Kp // 16
+        nthreads = min(kernels.resolve_threads(threads, 25 * blocks), blocks)
+        groups = [_Group(16 * (blocks * t // nthreads), 16 * (blocks * (t + 1) // nthreads), Ws, bs, Vs, Vbs,
+                         etas, c2s, mus, momentum, m, [d.n_out for d in self._dense], X.shape[1], dt)
+                  for t in range(nthreads)]
         acts = np.asarray(self._acts, np.int64)
-        # The first layer seen flat, (n_in, H*K): views, no copies.
-        W0, A0, D0, V0, b0 = (a.reshape(a.shape[0], -1) for a in (Ws[0], A[0], D[0], Vs[0], bs[0][None]))
-        b0 = b0[0]
         perm = np.arange(n)
         shuffle = make_rng(seed)
         self.histories = [History() for _ in range(K)]
-        bid = 0
+
+        def train_group(t: int) -> None:
+            groups[t].train(jit, perm, n, m, indptr, cols, vals, T, self._kind, acts)
+
         for epoch in range(epochs):
             saved = [p.copy() for p in Ws + bs]
             shuffle.shuffle(perm)
             t0 = time.perf_counter()
-            bid = jit.pop_train(perm, 0, n, m, indptr, cols, vals, stamp, rows, rptr, cursor, ent_e, ent_x, W0, A0,
-                                D0, V0, b0, A, D, Ws, bs, Vs, Vbs, T, self._kind, acts, scales, etas, c2s, mus,
-                                active, momentum, coef, bid)
-            jit.pop_fold_scales(Ws, scales)
+            for g in groups:
+                g.load(Ws, bs, Vs, Vbs, active)
+            kernels.run_parallel(train_group, nthreads)
+            for g in groups:
+                g.store(Ws, bs, Vs, Vbs)
             seconds = time.perf_counter() - t0
             self._end_epoch(epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, (X, y), evaluation, n, jit)
             if verbose:

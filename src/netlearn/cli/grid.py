@@ -64,6 +64,9 @@ def register(sub) -> None:
     add_network_options(p)
     p.add_argument("--epochs", type=positive_int, default=30, help="(default: 30)")
     p.add_argument("--batch-size", type=positive_int, default=10, help="(default: 10)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads, each training its own groups of 16 networks (default: NETLEARN_THREADS, "
+                        "else the available cores, at most 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared shuffle (and of initialization "
                                                       "when --seeds is not given; default: 0)")
     add_split_options(p)
@@ -113,7 +116,8 @@ def run(args) -> int:
               f"batch {args.batch_size}, {args.epochs} epochs", file=sys.stderr)
     try:
         pop.fit(training, args.epochs, args.batch_size, evaluation_data=evaluation, seed=args.seed,
-                verbose=not args.quiet, print_fn=lambda s: print(s, file=sys.stderr), **flags)
+                verbose=not args.quiet, print_fn=lambda s: print(s, file=sys.stderr), threads=args.threads,
+                **flags)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(format_table(pop, args.eval))
