@@ -823,27 +823,20 @@ def barrier(sync, nthreads):
 
 
 @jit
-def add_rows(W, d, J, rows, nu, used, ent, coef):
-    """``W[i] += coef * sum(x * d[e] for (x, e) in the pairs filed in row i)`` for ``i`` in ``rows[:nu]``.
+def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
+    """``W[i] += coef * sum(x * d[e] for (x, e) in pairs[starts[u]:ends[u]])`` for ``i = rows[u]``, ``u < nu``.
 
-    ``ent[t, i, 2k]``, ``ent[t, i, 2k+1]``: the ``k``-th pair (value, example)
-    that thread ``t`` filed for input ``i`` (``k < used[t, i]``).  The
-    gradient of one weight row is summed in registers (:func:`vrows`) and
-    added to ``W`` once per batch (per thread that filed inputs ``i``), not
-    once per example.  Columns go ``ADD_PANEL`` blocks of 16 at a time over
-    all rows, so the slice of ``d`` being read stays in the L1 cache.
+    ``pairs[2q]``, ``pairs[2q+1]``: the ``q``-th pair (value, example) filed
+    for an input.  The gradient of one weight row is summed in registers
+    (:func:`vrows`) and added to ``W`` once per batch, not once per example.
+    Columns go ``ADD_PANEL`` blocks of 16 at a time over all rows, so the
+    slice of ``d`` being read stays in the L1 cache.
     """
-    cap = ent.shape[2] // 2
     j = 0
     while j < J:
         P = min(ADD_PANEL, (J - j) // B)
         for u in range(nu):
-            i = rows[u]
-            for t in range(used.shape[0]):
-                k = used[t, i]
-                if k:
-                    p0 = np.intp(i) * cap
-                    vpanel(P, W, np.intp(i) * J + j, d, J, j, True, ent[t], p0, p0 + k, coef)
+            vpanel(P, W, np.intp(rows[u]) * J + j, d, J, j, True, pairs, starts[u], ends[u], coef)
         j += P * B
 
 
@@ -983,7 +976,7 @@ def example_range(indptr, perm, s0, mb, sparse, tid, nthreads):
 
 @jit
 def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, bs, widths, acts, kind, A, D,
-               scales, eta, c2, c1, used, ent, rows, split, tid, nthreads, sync):
+               scales, eta, c2, c1, used, ent, merged, rows, starts, ends, split, tid, nthreads, sync):
     """:func:`train` with each weight matrix updated row by row, run by thread ``tid`` of ``nthreads``.
 
     The same mini-batch SGD, in two phases per batch:
@@ -997,13 +990,17 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
        registers (:func:`add_rows`: one pass over each used row of ``W`` per
        batch instead of one per example), and one thread per layer its biases.
 
-    A second barrier ends the batch.  Buffers: ``WTs[l]`` (``l >= 1``) the
-    transposes of ``Ws[l]`` (the backward pass sums rows of them);
+    A second barrier ends the batch.  Every row sums its batch's terms in
+    example order, whichever thread filed them, so the result does not depend
+    on ``nthreads`` (tested bit for bit).  Buffers: ``WTs[l]`` (``l >= 1``)
+    the transposes of ``Ws[l]`` (the backward pass sums rows of them);
     ``scales`` ``(nthreads, L)`` each thread's copy of the lazy-decay scales;
-    ``used`` ``(nthreads, n_in)``, ``ent`` ``(nthreads, n_in, 2c)``
-    each thread's filed inputs (pairs of value and example) (``c`` at least the batch size: shares follow
-    the examples' non-zero counts, :func:`example_range`);
-    ``rows`` ``(nthreads, n_in)`` each thread's list of used rows; ``sync`` the
+    ``used`` ``(nthreads, n_in)`` and ``ent`` ``(nthreads, n_in, 2c)`` each
+    thread's filed inputs, pairs of value and example (``c`` at least the
+    batch size: shares follow the examples' non-zero counts,
+    :func:`example_range`); per thread, ``merged`` ``(nthreads, 2 n_in c)``
+    its rows' pairs one row after the other, ``rows``/``starts``/``ends``
+    ``(nthreads, n_in)`` its used rows and where their pairs lie; ``sync`` the
     barrier's counters.  With ``nthreads == 1`` no barrier runs.
     """
     L = len(Ws)
@@ -1018,6 +1015,7 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
     one[0] = -eta
     neg_eta = one[0]
     my_used, my_ent, my_rows = used[tid], ent[tid], rows[tid]
+    my_merged, my_start, my_end = merged[tid], starts[tid], ends[tid]
     for l in range(1, L):
         i0, i1 = row_range(l, Ws[l].shape[0], split, tid, nthreads)
         transpose_rows(Ws[l], WTs[l], i0, i1)
@@ -1062,15 +1060,34 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
             one[0] = coef
             coef = one[0]
             if l == 0:
+                # my rows' pairs, in example order: with one thread where they were filed, else the
+                # threads' lists of each row copied one after the other (so that every row sums its
+                # terms in the same order, and the result is the same, whatever the number of threads)
                 nu = 0
+                q = 0
+                cap = my_ent.shape[1] // 2
                 for i in range(i0, i1):
-                    filed = 0
+                    if nthreads == 1:
+                        k = my_used[i]
+                        if k:
+                            my_rows[nu] = i
+                            my_start[nu] = i * cap
+                            my_end[nu] = i * cap + k
+                            nu += 1
+                        continue
+                    q0 = q
                     for t in range(nthreads):
-                        filed += used[t, i]
-                    if filed:
+                        src = ent[t, i]
+                        for c in range(2 * used[t, i]):
+                            my_merged[2 * q + c] = src[c]
+                        q += used[t, i]
+                    if q > q0:
                         my_rows[nu] = i
+                        my_start[nu] = q0
+                        my_end[nu] = q
                         nu += 1
-                add_rows(W, d, J, my_rows, nu, used, ent, coef)
+                pairs = my_ent.reshape(-1) if nthreads == 1 else my_merged
+                add_rows(W, d, J, my_rows, nu, pairs, my_start, my_end, coef)
             else:
                 u = A[l - 1]
                 i1 = min(i1, widths[l - 1])

@@ -329,7 +329,7 @@ class CompiledEpochs:
         cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
         # (example numbers are filed as floats: exact below 2**24)
         self.rows_mode = (ROWS_MIN_BATCH <= m < 2 ** 24
-                          and self.threads * n_in * 2 * cap * X.dtype.itemsize <= ROWS_MAX_BYTES)
+                          and 2 * self.threads * n_in * 2 * cap * X.dtype.itemsize <= ROWS_MAX_BYTES)
         if not self.rows_mode:
             self.threads, cap = 1, 1
         t = self.threads
@@ -345,16 +345,17 @@ class CompiledEpochs:
                           + [((m, c), dt) for c in padded]                     # A
                           + [((m, c), dt) for c in padded]                     # D
                           + [((W_c, W_r), dt) for W_r, W_c in zip(rows[1:], padded[1:])]  # WT
-                          + [((t, n_in, 2 * cap), dt), ((t, n_in), np.int64), (T.shape, dt)])
+                          + [((t, n_in, 2 * cap), dt), ((t, n_in), np.int64), (T.shape, dt)]
+                          + [((t, 2 * n_in * cap if t > 1 else 1), dt)])
         self.Wp, self.A, self.D = tuple(bufs[:L]), tuple(bufs[L:2 * L]), tuple(bufs[2 * L:3 * L])
         self.WT = (np.zeros((1, 1), dt),) + tuple(bufs[3 * L:4 * L - 1])
-        self.ent, self.used, self.T = bufs[4 * L - 1:]
+        self.ent, self.used, self.T, self.merged = bufs[4 * L - 1:]
         self.T[...] = T
         self.bp = tuple(np.zeros(c, dt) for c in padded)
         self.acts_arr = np.asarray(self.acts, np.int64)
         self.scales = np.ones(L, np.float64)
         self.tscales = np.ones((t, L), np.float64)
-        self.rows = np.zeros((t, n_in), np.int64)
+        self.rows, self.starts, self.ends = (np.zeros((t, n_in), np.int64) for _ in range(3))
         self.sync = np.zeros(16, np.int64)
         self._split()
 
@@ -392,8 +393,8 @@ class CompiledEpochs:
                    eta: float = 0.0, c2: float = 0.0, c1: float = 0.0) -> None:
         kernels().train_rows(self.X, self.sparse, self.indptr, self.cols, self.vals, self.T, perm, start, stop,
                              self.m, self.Wp, self.WT, self.bp, self.widths, self.acts_arr, self.kind, self.A,
-                             self.D, self.tscales, eta, c2, c1, self.used, self.ent, self.rows,
-                             self.split, tid, nthreads, self.sync)
+                             self.D, self.tscales, eta, c2, c1, self.used, self.ent, self.merged, self.rows,
+                             self.starts, self.ends, self.split, tid, nthreads, self.sync)
 
     def _run_rows(self, perm: np.ndarray, start: int, stop: int, eta: float, c2: float, c1: float) -> None:
         """Batches ``perm[start:stop]`` on ``self.threads`` threads (this one is thread 0)."""
