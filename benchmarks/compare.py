@@ -12,7 +12,9 @@ all sigmoid, cross-entropy, eta 0.5, lmbda 5 -- it times, in the same run:
 * PyTorch eager on the CPU and scikit-learn's MLPClassifier(solver="sgd"), if installed;
 * the compute floor: FLOPs per example = 2 sum n_in n_out (forward) + 2 sum n_in n_out
   (weight gradients) + 2 sum over layers after the first n_in n_out (deltas), times
-  50,000, divided by the float32 matrix-product peak measured here.
+  50,000, divided by the float32 matrix-product peak measured here: once at the start,
+  and again before each repeat of each setting (the floor uses the median of the
+  latter, so that a shared machine that slows down mid-run is judged by its speed then).
 
 Every figure is the median over ``--repeats`` runs, each started after a 0.5 s pause (see
 ``settle``); "ratio" is each one's time over netlearn's (above 1: slower than netlearn).  ``--memory`` adds the peak memory of a
@@ -255,7 +257,10 @@ def main(argv=None) -> int:
             timers["PyTorch eager CPU"] = lambda: time_torch(X, Y, sizes, batch, args.torch_threads)
         if "sklearn" not in skip:
             timers["scikit-learn MLPClassifier"] = lambda: time_sklearn(X, y, sizes, batch)
+        setting_peaks = []
         for r in range(args.repeats):
+            settle()
+            setting_peaks.append(matmul_peak(repeats=3))  # the machine's state now (a shared machine drifts)
             for name, timer in timers.items():
                 settle()
                 runs.setdefault(name, []).append(timer())
@@ -267,8 +272,11 @@ def main(argv=None) -> int:
         for name, times in runs.items():
             med = statistics.median(times)
             print(f"  {name:<30} {med:8.3f}   ratio {med / ref:6.2f}")
-        fl = floor_seconds(sizes, X.shape[0], peak)
-        print(f"  {'compute floor':<30} {fl:8.3f}   netlearn / floor {ref / fl:5.2f}\n")
+        local_peak = statistics.median(setting_peaks)
+        fl = floor_seconds(sizes, X.shape[0], local_peak)
+        print(f"  {'compute floor':<30} {fl:8.3f}   netlearn / floor {ref / fl:5.2f}   (peak during these "
+              f"runs: {local_peak:.0f} GFLOP/s)")
+        print(f"  (netlearn runs: {', '.join(f'{x:.3f}' for x in runs['netlearn'])})\n")
     if limit is not None:
         limit.restore_original_limits()
     if args.memory:
