@@ -322,6 +322,27 @@ def prefetch_example(r, sparse, indptr, cols, vals, X, T):
 
 
 @intrinsic
+def store_index(typingctx, X, ix, i):
+    """``X.flat[ix]`` = the bits of the non-negative integer ``i`` (a row index kept beside a value in a
+    float array, read back by :func:`vrows` with ``cols=True``; no conversion either way)."""
+    if not (isinstance(X, _types.Array) and X.layout == "C" and X.dtype in (_types.float32, _types.float64)
+            and isinstance(i, _types.Integer)):
+        return None
+    sig = _types.none(X, ix, i)
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(X)(context, builder, args[0]).data
+        ptr = builder.gep(data, [context.cast(builder, args[1], ix, _types.intp)])
+        ity = _ir.IntType(X.dtype.bitwidth)
+        val = context.cast(builder, args[2], i, _types.int64)
+        val = builder.trunc(val, ity) if X.dtype.bitwidth < 64 else val
+        builder.store(builder.bitcast(val, context.get_data_type(X.dtype)), ptr)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
 def vcompress(typingctx, X, ix, vals, cols, p, first):
     """Append the non-zeros of ``X.flat[ix:ix+16]`` to ``vals[p:]`` and their positions
     (``first``, ``first+1``, ...) to ``cols[p:]``; return how many there were.
@@ -390,10 +411,12 @@ def _make_vrows(P):
             q0, q1 = cast(p0v, 7), cast(p1v, 8)
 
             def add_term(q, half):
-                if pairs:  # vals[2q] is the value, vals[2q+1] the row index (held as a float)
+                if pairs:  # vals[2q] is the value, vals[2q+1] holds the row index's bits (store_index)
                     q2 = builder.mul(q, _ir.Constant(i64, 2))
                     xs = builder.load(builder.gep(xdata, [q2]))
-                    i = builder.fptosi(builder.load(builder.gep(xdata, [builder.add(q2, _ir.Constant(i64, 1))])), i64)
+                    bits = builder.load(builder.gep(xdata, [builder.add(q2, _ir.Constant(i64, 1))]))
+                    i = builder.zext(builder.bitcast(bits, _ir.IntType(vals.dtype.bitwidth)), i64) \
+                        if vals.dtype.bitwidth < 64 else builder.bitcast(bits, i64)
                     x = _splat(builder, xs, vecty)
                 else:
                     if dense:
@@ -466,7 +489,7 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
     """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
 
     With ``cols=None``: ``W[p - p0]`` in place of ``W[cols[p]]`` (a dense vector-matrix product).
-    With ``cols=True``: pairs, ``vals[2p] * W[int(vals[2p+1])]`` (value and row index side by side).
+    With ``cols=True``: pairs, ``vals[2p] * W[i]`` with ``i`` stored in ``vals[2p+1]`` by :func:`store_index`.
 
     The sum runs in registers, up to 128 columns (``PANEL`` 16-wide blocks)
     at a time with two accumulators per block, and ``Z`` is loaded and
@@ -868,7 +891,7 @@ def example_pass(X, sparse, indptr, cols, vals, T, r, e, Ws, WTs, bs, widths, ac
             k = used[c]
             used[c] = k + 1
             ent[c, 2 * k] = vals[p]
-            ent[c, 2 * k + 1] = e
+            store_index(ent, np.intp(c) * ent.shape[1] + 2 * k + 1, e)
     else:
         for i in range(W0.shape[0]):
             x = X[r, i]
@@ -876,7 +899,7 @@ def example_pass(X, sparse, indptr, cols, vals, T, r, e, Ws, WTs, bs, widths, ac
                 k = used[i]
                 used[i] = k + 1
                 ent[i, 2 * k] = x
-                ent[i, 2 * k + 1] = e
+                store_index(ent, np.intp(i) * ent.shape[1] + 2 * k + 1, e)
                 for j0 in range(0, H, B):
                     vaxpy(a0, ze + j0, x, W0, i * H + j0)
     s = sw[0]
