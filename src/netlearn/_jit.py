@@ -324,7 +324,7 @@ def prefetch_example(r, sparse, indptr, cols, vals, X, T):
 @intrinsic
 def store_index(typingctx, X, ix, i):
     """``X.flat[ix]`` = the bits of the non-negative integer ``i`` (a row index kept beside a value in a
-    float array, read back by :func:`vrows` with ``cols=True``; no conversion either way)."""
+    float array, read back by :func:`vpanel_pairs`; no conversion either way)."""
     if not (isinstance(X, _types.Array) and X.layout == "C" and X.dtype in (_types.float32, _types.float64)
             and isinstance(i, _types.Integer)):
         return None
@@ -390,8 +390,7 @@ def _make_vrows(P):
 
     def vrows_p(typingctx, Z, iz, W, n, j, cols, vals, p0, p1, alpha):
         dense = cols == _types.none
-        pairs = isinstance(cols, _types.Omitted) or cols == _types.boolean
-        if not (_same_float_arrays(Z, W, vals) and (dense or pairs or (
+        if not (_same_float_arrays(Z, W, vals) and (dense or (
                 isinstance(cols, _types.Array) and cols.layout == "C" and isinstance(cols.dtype, _types.Integer)))):
             return None
         sig = _types.none(Z, iz, W, n, j, cols, vals, p0, p1, Z.dtype)
@@ -405,25 +404,17 @@ def _make_vrows(P):
             zero = _ir.Constant(vecty, None)
             # Two sets of P accumulators (even and odd terms): 2P independent chains of additions.
             accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
-            cdata = None if dense or pairs else context.make_array(cols)(context, builder, cv).data
+            cdata = None if dense else context.make_array(cols)(context, builder, cv).data
             xdata = context.make_array(vals)(context, builder, xv).data
             n64, j64 = cast(nv, 3), cast(jv, 4)
             q0, q1 = cast(p0v, 7), cast(p1v, 8)
 
             def add_term(q, half):
-                if pairs:  # vals[2q] is the value, vals[2q+1] holds the row index's bits (store_index)
-                    q2 = builder.mul(q, _ir.Constant(i64, 2))
-                    xs = builder.load(builder.gep(xdata, [q2]))
-                    bits = builder.load(builder.gep(xdata, [builder.add(q2, _ir.Constant(i64, 1))]))
-                    i = builder.zext(builder.bitcast(bits, _ir.IntType(vals.dtype.bitwidth)), i64) \
-                        if vals.dtype.bitwidth < 64 else builder.bitcast(bits, i64)
-                    x = _splat(builder, xs, vecty)
+                if dense:
+                    i = builder.sub(q, q0)
                 else:
-                    if dense:
-                        i = builder.sub(q, q0)
-                    else:
-                        i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
-                    x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
+                    i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
+                x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
                 base = builder.add(builder.mul(i, n64), j64)
                 for b in range(P):
                     off = builder.add(base, _ir.Constant(i64, b * B))
@@ -454,9 +445,91 @@ def _make_vrows(P):
 
 vrows1, vrows2, vrows3, vrows4, vrows5, vrows6, vrows7, vrows8 = (_make_vrows(P) for P in range(1, 9))
 
-#: Blocks of 16 columns per pass of add_rows (4: the slice of ``d`` read by a pass, m x 64 floats,
-#: stays in L1).
-ADD_PANEL = 4
+
+def _make_vpairs(P):
+    """The intrinsic ``vpairs{P}``: :func:`vrows` with ``cols=True`` over the pairs ``p0:p1`` then
+    ``p2:p3`` of ``vals``, as one sequence (the same sums, in the same order, as over those pairs
+    copied one after the other)."""
+
+    def vpairs_p(typingctx, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
+        if not _same_float_arrays(Z, W, vals):
+            return None
+        sig = _types.none(Z, iz, W, n, j, vals, p0, p1, p2, p3, Z.dtype)
+
+        def codegen(context, builder, signature, args):
+            Zv, izv, Wv, nv, jv, xv, p0v, p1v, p2v, p3v, av = args
+            intp = _types.intp
+            cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
+            i64 = _ir.IntType(64)
+            vecty = _ir.VectorType(context.get_data_type(Z.dtype), B)
+            zero = _ir.Constant(vecty, None)
+            accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
+            xdata = context.make_array(vals)(context, builder, xv).data
+            n64, j64 = cast(nv, 3), cast(jv, 4)
+            q0, q1, q2, q3 = cast(p0v, 6), cast(p1v, 7), cast(p2v, 8), cast(p3v, 9)
+            n0 = builder.sub(q1, q0)
+            total = builder.add(n0, builder.sub(q3, q2))
+            shift = builder.sub(q2, q1)  # logical index l lies at q0 + l, or past the first run at q0 + l + shift
+
+            def add_term(l, half):
+                q = builder.add(q0, l)
+                q = builder.select(builder.icmp_signed("<", l, n0), q, builder.add(q, shift))
+                q2x = builder.mul(q, _ir.Constant(i64, 2))
+                xs = builder.load(builder.gep(xdata, [q2x]))
+                bits = builder.load(builder.gep(xdata, [builder.add(q2x, _ir.Constant(i64, 1))]))
+                i = builder.zext(builder.bitcast(bits, _ir.IntType(vals.dtype.bitwidth)), i64) \
+                    if vals.dtype.bitwidth < 64 else builder.bitcast(bits, i64)
+                x = _splat(builder, xs, vecty)
+                base = builder.add(builder.mul(i, n64), j64)
+                for b in range(P):
+                    off = builder.add(base, _ir.Constant(i64, b * B))
+                    row = _load(builder, _vector_ptr(context, builder, W, Wv, off, intp), W)
+                    acc = accs[half * P + b]
+                    builder.store(_fma(builder, x, row, builder.load(acc)), acc)
+
+            npairs = builder.sdiv(total, _ir.Constant(i64, 2))
+            with _cgutils.for_range(builder, npairs) as loop:
+                l = builder.mul(loop.index, _ir.Constant(i64, 2))
+                add_term(l, 0)
+                add_term(builder.add(l, _ir.Constant(i64, 1)), 1)
+            last = builder.mul(npairs, _ir.Constant(i64, 2))
+            with builder.if_then(builder.icmp_signed("<", last, total)):
+                add_term(last, 0)
+            alpha = _splat(builder, av, vecty)
+            for b in range(P):
+                pz = _vector_ptr(context, builder, Z, Zv, builder.add(cast(izv, 1), _ir.Constant(i64, b * B)), intp)
+                tot = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
+                builder.store(_fma(builder, alpha, tot, _load(builder, pz, Z)), pz, align=Z.dtype.bitwidth // 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    vpairs_p.__name__ = f"vpairs{P}"
+    return intrinsic(vpairs_p)
+
+
+vpairs1, vpairs2, vpairs3, vpairs4, vpairs5, vpairs6, vpairs7, vpairs8 = (_make_vpairs(P) for P in range(1, 9))
+
+
+@jit
+def vpanel_pairs(P, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
+    """The intrinsic ``vpairs{P}`` for a run-time ``P`` (1 to 8)."""
+    if P == 8:
+        vpairs8(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 7:
+        vpairs7(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 6:
+        vpairs6(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 5:
+        vpairs5(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 4:
+        vpairs4(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 3:
+        vpairs3(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 2:
+        vpairs2(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    else:
+        vpairs1(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
 
 #: The widest panel of 16-column blocks summed in registers at once (2 x 8 accumulators + 8 rows
 #: fit the 32 vector registers of AVX-512).
@@ -489,7 +562,6 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
     """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
 
     With ``cols=None``: ``W[p - p0]`` in place of ``W[cols[p]]`` (a dense vector-matrix product).
-    With ``cols=True``: pairs, ``vals[2p] * W[i]`` with ``i`` stored in ``vals[2p+1]`` by :func:`store_index`.
 
     The sum runs in registers, up to 128 columns (``PANEL`` 16-wide blocks)
     at a time with two accumulators per block, and ``Z`` is loaded and
@@ -847,19 +919,21 @@ def barrier(sync, nthreads):
 
 @jit
 def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
-    """``W[i] += coef * sum(x * d[e] for (x, e) in pairs[starts[u]:ends[u]])`` for ``i = rows[u]``, ``u < nu``.
+    """``W[i] += coef * sum(x * d[e] for (x, e) in the pairs of row i)`` for ``i = rows[u]``, ``u < nu``.
 
-    ``pairs[2q]``, ``pairs[2q+1]``: the ``q``-th pair (value, example) filed
-    for an input.  The gradient of one weight row is summed in registers
-    (:func:`vrows`) and added to ``W`` once per batch, not once per example.
-    Columns go ``ADD_PANEL`` blocks of 16 at a time over all rows, so the
-    slice of ``d`` being read stays in the L1 cache.
+    The pairs of row ``rows[u]`` are ``pairs[starts[0, u]:ends[0, u]]`` followed by
+    ``pairs[starts[1, u]:ends[1, u]]``, taken as one sequence (:func:`vpanel_pairs`);
+    ``pairs[2q]`` is a value and ``pairs[2q+1]`` its example (:func:`store_index`).
+    The gradient of one weight row is summed in registers and added to ``W``
+    once per batch, not once per example, up to ``PANEL`` blocks of 16
+    columns per pass over the pairs.
     """
     j = 0
     while j < J:
-        P = min(ADD_PANEL, (J - j) // B)
+        P = min(PANEL, (J - j) // B)
         for u in range(nu):
-            vpanel(P, W, np.intp(rows[u]) * J + j, d, J, j, True, pairs, starts[u], ends[u], coef)
+            vpanel_pairs(P, W, np.intp(rows[u]) * J + j, d, J, j, pairs, starts[0, u], ends[0, u], starts[1, u],
+                         ends[1, u], coef)
         j += P * B
 
 
@@ -1022,8 +1096,9 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
     thread's filed inputs, pairs of value and example (``c`` at least the
     batch size: shares follow the examples' non-zero counts,
     :func:`example_range`); per thread, ``merged`` ``(nthreads, 2 n_in c)``
-    its rows' pairs one row after the other, ``rows``/``starts``/``ends``
-    ``(nthreads, n_in)`` its used rows and where their pairs lie; ``sync`` the
+    (with more than two threads) its rows' pairs one row after the other,
+    ``rows`` ``(nthreads, n_in)`` its used rows and ``starts``/``ends``
+    ``(nthreads, 2, n_in)`` the one or two runs of pairs of each; ``sync`` the
     barrier's counters.  With ``nthreads == 1`` no barrier runs.
     """
     L = len(Ws)
@@ -1083,19 +1158,21 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
             one[0] = coef
             coef = one[0]
             if l == 0:
-                # my rows' pairs, in example order: with one thread where they were filed, else the
-                # threads' lists of each row copied one after the other (so that every row sums its
-                # terms in the same order, and the result is the same, whatever the number of threads)
+                # My rows' pairs, in example order, as one or two runs: with one or two threads, where
+                # they were filed; with more, the threads' lists of each row copied one after the other.
+                # Every row thus sums its terms in the same order, whatever the number of threads.
                 nu = 0
                 q = 0
                 cap = my_ent.shape[1] // 2
+                block = my_ent.shape[0] * cap  # pairs per thread in ``ent``
                 for i in range(i0, i1):
-                    if nthreads == 1:
-                        k = my_used[i]
-                        if k:
+                    if nthreads <= 2:
+                        k0 = used[0, i]
+                        k1 = used[1, i] if nthreads == 2 else 0
+                        if k0 + k1:
                             my_rows[nu] = i
-                            my_start[nu] = i * cap
-                            my_end[nu] = i * cap + k
+                            my_start[0, nu], my_end[0, nu] = i * cap, i * cap + k0
+                            my_start[1, nu], my_end[1, nu] = block + i * cap, block + i * cap + k1
                             nu += 1
                         continue
                     q0 = q
@@ -1106,10 +1183,10 @@ def train_rows(X, sparse, indptr, cols, vals, T, perm, start, stop, m, Ws, WTs, 
                         q += used[t, i]
                     if q > q0:
                         my_rows[nu] = i
-                        my_start[nu] = q0
-                        my_end[nu] = q
+                        my_start[0, nu], my_end[0, nu] = q0, q
+                        my_start[1, nu], my_end[1, nu] = 0, 0
                         nu += 1
-                pairs = my_ent.reshape(-1) if nthreads == 1 else my_merged
+                pairs = ent.reshape(-1) if nthreads <= 2 else my_merged
                 add_rows(W, d, J, my_rows, nu, pairs, my_start, my_end, coef)
             else:
                 u = A[l - 1]

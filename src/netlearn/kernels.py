@@ -346,7 +346,7 @@ class CompiledEpochs:
                           + [((m, c), dt) for c in padded]                     # D
                           + [((W_c, W_r), dt) for W_r, W_c in zip(rows[1:], padded[1:])]  # WT
                           + [((t, n_in, 2 * cap), dt), ((t, n_in), np.int64), (T.shape, dt)]
-                          + [((t, 2 * n_in * cap if t > 1 else 1), dt)])
+                          + [((t, 2 * n_in * cap if t > 2 else 1), dt)])
         self.Wp, self.A, self.D = tuple(bufs[:L]), tuple(bufs[L:2 * L]), tuple(bufs[2 * L:3 * L])
         self.WT = (np.zeros((1, 1), dt),) + tuple(bufs[3 * L:4 * L - 1])
         self.ent, self.used, self.T, self.merged = bufs[4 * L - 1:]
@@ -355,7 +355,8 @@ class CompiledEpochs:
         self.acts_arr = np.asarray(self.acts, np.int64)
         self.scales = np.ones(L, np.float64)
         self.tscales = np.ones((t, L), np.float64)
-        self.rows, self.starts, self.ends = (np.zeros((t, n_in), np.int64) for _ in range(3))
+        self.rows = np.zeros((t, n_in), np.int64)
+        self.starts, self.ends = np.zeros((t, 2, n_in), np.int64), np.zeros((t, 2, n_in), np.int64)
         self.sync = np.zeros(16, np.int64)
         self._split()
 
