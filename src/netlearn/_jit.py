@@ -385,6 +385,43 @@ def vcompress(typingctx, X, ix, vals, cols, p, first):
     return sig, codegen
 
 
+def _row_sum(context, builder, P, Z, Zv, iz, W, Wv, n, j, count, term, alpha):
+    """Emit ``Z.flat[iz + 16b : iz + 16b + 16] += alpha * sum_l x_l W.flat[i_l n + j + 16b ...]`` for the
+    ``P`` blocks ``b``, where ``term(l)`` gives the row ``i_l`` and value ``x_l`` of term ``l < count``.
+
+    Two sets of ``P`` accumulators (even and odd terms): ``2P`` independent
+    chains of additions, all in registers; ``Z`` is loaded and stored once.
+    """
+    intp = _types.intp
+    i64 = _ir.IntType(64)
+    vecty = _ir.VectorType(context.get_data_type(Z.dtype), B)
+    accs = [_cgutils.alloca_once_value(builder, _ir.Constant(vecty, None)) for _ in range(2 * P)]
+
+    def add_term(l, half):
+        i, xs = term(l)
+        x = _splat(builder, xs, vecty)
+        base = builder.add(builder.mul(i, n), j)
+        for b in range(P):
+            row = _load(builder, _vector_ptr(context, builder, W, Wv, builder.add(base, _ir.Constant(i64, b * B)),
+                                             intp), W)
+            acc = accs[half * P + b]
+            builder.store(_fma(builder, x, row, builder.load(acc)), acc)
+
+    npairs = builder.sdiv(count, _ir.Constant(i64, 2))
+    with _cgutils.for_range(builder, npairs) as loop:
+        l = builder.mul(loop.index, _ir.Constant(i64, 2))
+        add_term(l, 0)
+        add_term(builder.add(l, _ir.Constant(i64, 1)), 1)
+    last = builder.mul(npairs, _ir.Constant(i64, 2))
+    with builder.if_then(builder.icmp_signed("<", last, count)):
+        add_term(last, 0)
+    a = _splat(builder, alpha, vecty)
+    for b in range(P):
+        pz = _vector_ptr(context, builder, Z, Zv, builder.add(iz, _ir.Constant(i64, b * B)), intp)
+        total = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
+        builder.store(_fma(builder, a, total, _load(builder, pz, Z)), pz, align=Z.dtype.bitwidth // 8)
+
+
 def _make_vrows(P):
     """The intrinsic ``vrows{P}`` (see :func:`vrows`) for a panel of ``P`` blocks of 16."""
 
@@ -399,42 +436,17 @@ def _make_vrows(P):
             Zv, izv, Wv, nv, jv, cv, xv, p0v, p1v, av = args
             intp = _types.intp
             cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
-            i64 = _ir.IntType(64)
-            vecty = _ir.VectorType(context.get_data_type(Z.dtype), B)
-            zero = _ir.Constant(vecty, None)
-            # Two sets of P accumulators (even and odd terms): 2P independent chains of additions.
-            accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
             cdata = None if dense else context.make_array(cols)(context, builder, cv).data
             xdata = context.make_array(vals)(context, builder, xv).data
-            n64, j64 = cast(nv, 3), cast(jv, 4)
             q0, q1 = cast(p0v, 7), cast(p1v, 8)
 
-            def add_term(q, half):
-                if dense:
-                    i = builder.sub(q, q0)
-                else:
-                    i = context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
-                x = _splat(builder, builder.load(builder.gep(xdata, [q])), vecty)
-                base = builder.add(builder.mul(i, n64), j64)
-                for b in range(P):
-                    off = builder.add(base, _ir.Constant(i64, b * B))
-                    row = _load(builder, _vector_ptr(context, builder, W, Wv, off, intp), W)
-                    acc = accs[half * P + b]
-                    builder.store(_fma(builder, x, row, builder.load(acc)), acc)
+            def term(l):
+                q = builder.add(q0, l)
+                i = l if dense else context.cast(builder, builder.load(builder.gep(cdata, [q])), cols.dtype, intp)
+                return i, builder.load(builder.gep(xdata, [q]))
 
-            npairs = builder.sdiv(builder.sub(q1, q0), _ir.Constant(i64, 2))
-            with _cgutils.for_range(builder, npairs) as loop:
-                q = builder.add(q0, builder.mul(loop.index, _ir.Constant(i64, 2)))
-                add_term(q, 0)
-                add_term(builder.add(q, _ir.Constant(i64, 1)), 1)
-            last = builder.add(q0, builder.mul(npairs, _ir.Constant(i64, 2)))
-            with builder.if_then(builder.icmp_signed("<", last, q1)):
-                add_term(last, 0)
-            alpha = _splat(builder, av, vecty)
-            for b in range(P):
-                pz = _vector_ptr(context, builder, Z, Zv, builder.add(cast(izv, 1), _ir.Constant(i64, b * B)), intp)
-                total = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
-                builder.store(_fma(builder, alpha, total, _load(builder, pz, Z)), pz, align=Z.dtype.bitwidth // 8)
+            _row_sum(context, builder, P, Z, Zv, cast(izv, 1), W, Wv, cast(nv, 3), cast(jv, 4),
+                     builder.sub(q1, q0), term, av)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -447,9 +459,10 @@ vrows1, vrows2, vrows3, vrows4, vrows5, vrows6, vrows7, vrows8 = (_make_vrows(P)
 
 
 def _make_vpairs(P):
-    """The intrinsic ``vpairs{P}``: :func:`vrows` with ``cols=True`` over the pairs ``p0:p1`` then
-    ``p2:p3`` of ``vals``, as one sequence (the same sums, in the same order, as over those pairs
-    copied one after the other)."""
+    """The intrinsic ``vpairs{P}``: ``Z.flat[iz:iz+16P] += alpha * sum(x * W[e, j:j+16P])`` over the
+    pairs ``(x, e)`` ``p0:p1`` then ``p2:p3`` of ``vals`` (``vals[2q]`` a value, ``vals[2q+1]`` its row's
+    bits, :func:`store_index`), as one sequence: the same sums, in the same order, as over those pairs
+    copied one after the other."""
 
     def vpairs_p(typingctx, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
         if not _same_float_arrays(Z, W, vals):
@@ -461,45 +474,22 @@ def _make_vpairs(P):
             intp = _types.intp
             cast = lambda v, k: context.cast(builder, v, signature.args[k], intp)  # noqa: E731
             i64 = _ir.IntType(64)
-            vecty = _ir.VectorType(context.get_data_type(Z.dtype), B)
-            zero = _ir.Constant(vecty, None)
-            accs = [_cgutils.alloca_once_value(builder, zero) for _ in range(2 * P)]
             xdata = context.make_array(vals)(context, builder, xv).data
-            n64, j64 = cast(nv, 3), cast(jv, 4)
             q0, q1, q2, q3 = cast(p0v, 6), cast(p1v, 7), cast(p2v, 8), cast(p3v, 9)
             n0 = builder.sub(q1, q0)
-            total = builder.add(n0, builder.sub(q3, q2))
-            shift = builder.sub(q2, q1)  # logical index l lies at q0 + l, or past the first run at q0 + l + shift
+            shift = builder.sub(q2, q1)  # term l lies at q0 + l, or past the first run at q0 + l + shift
 
-            def add_term(l, half):
+            def term(l):
                 q = builder.add(q0, l)
                 q = builder.select(builder.icmp_signed("<", l, n0), q, builder.add(q, shift))
                 q2x = builder.mul(q, _ir.Constant(i64, 2))
-                xs = builder.load(builder.gep(xdata, [q2x]))
                 bits = builder.load(builder.gep(xdata, [builder.add(q2x, _ir.Constant(i64, 1))]))
                 i = builder.zext(builder.bitcast(bits, _ir.IntType(vals.dtype.bitwidth)), i64) \
                     if vals.dtype.bitwidth < 64 else builder.bitcast(bits, i64)
-                x = _splat(builder, xs, vecty)
-                base = builder.add(builder.mul(i, n64), j64)
-                for b in range(P):
-                    off = builder.add(base, _ir.Constant(i64, b * B))
-                    row = _load(builder, _vector_ptr(context, builder, W, Wv, off, intp), W)
-                    acc = accs[half * P + b]
-                    builder.store(_fma(builder, x, row, builder.load(acc)), acc)
+                return i, builder.load(builder.gep(xdata, [q2x]))
 
-            npairs = builder.sdiv(total, _ir.Constant(i64, 2))
-            with _cgutils.for_range(builder, npairs) as loop:
-                l = builder.mul(loop.index, _ir.Constant(i64, 2))
-                add_term(l, 0)
-                add_term(builder.add(l, _ir.Constant(i64, 1)), 1)
-            last = builder.mul(npairs, _ir.Constant(i64, 2))
-            with builder.if_then(builder.icmp_signed("<", last, total)):
-                add_term(last, 0)
-            alpha = _splat(builder, av, vecty)
-            for b in range(P):
-                pz = _vector_ptr(context, builder, Z, Zv, builder.add(cast(izv, 1), _ir.Constant(i64, b * B)), intp)
-                tot = builder.fadd(builder.load(accs[b]), builder.load(accs[P + b]))
-                builder.store(_fma(builder, alpha, tot, _load(builder, pz, Z)), pz, align=Z.dtype.bitwidth // 8)
+            _row_sum(context, builder, P, Z, Zv, cast(izv, 1), W, Wv, cast(nv, 3), cast(jv, 4),
+                     builder.add(n0, builder.sub(q3, q2)), term, av)
             return context.get_dummy_value()
 
         return sig, codegen
