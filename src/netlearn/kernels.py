@@ -327,8 +327,8 @@ class CompiledEpochs:
         # Row-by-row path (batches of ROWS_MIN_BATCH or more) and its threads.
         self.threads = resolve_threads(threads, m)
         cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
-        # (example numbers are filed as floats: exact below 2**24)
-        self.rows_mode = (ROWS_MIN_BATCH <= m < 2 ** 24
+        # (filed pairs of value and example number, in the threads' lists and, beyond two threads, copied)
+        self.rows_mode = (ROWS_MIN_BATCH <= m < 2 ** 31
                           and 2 * self.threads * n_in * 2 * cap * X.dtype.itemsize <= ROWS_MAX_BYTES)
         if not self.rows_mode:
             self.threads, cap = 1, 1

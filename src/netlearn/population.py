@@ -14,7 +14,9 @@ wide matrix ``(n_in, H*K)`` over the shared input, and, since MNIST pixels are
 mostly zero, each batch reads and updates only the rows of the pixels that
 are non-zero somewhere in the batch.  Weight decay is lazy (each network keeps
 a scale ``s_k`` with ``W_k = s_k V_k``, see :mod:`netlearn.kernels`) unless a
-network uses momentum.
+network uses momentum.  The networks are independent, so threads (``fit``'s
+``threads``) each train their own groups of 16 networks, with the same
+numbers whatever their count.
 
 Network ``k`` ends with the same weights (within float32 rounding) as::
 
