@@ -120,3 +120,12 @@ def test_gradcheck_detects_a_wrong_gradient():
 def test_gradcheck_refuses_float32():
     with pytest.raises(ValueError, match="float64"):
         gradcheck.check_module(Dense(3, 2, seed=0), np.ones((2, 3)))
+
+
+def test_relative_error_compares_near_zero_entries_to_the_arrays_scale():
+    # An entry a million times smaller than its neighbour carries the loss's rounding error: judged absolutely.
+    assert gradcheck.relative_error(np.array([1.0, 1e-9]), np.array([1.0, 1.5e-9])) < 1e-6
+    # A wrong entry of ordinary size is still caught, relative to itself.
+    assert gradcheck.relative_error(np.array([1.0, 0.1]), np.array([1.0, 0.1001])) > 1e-4
+    # Arrays of small gradients keep the absolute floor of 1e-6.
+    assert gradcheck.relative_error(np.array([2e-7]), np.array([2.2e-7])) == pytest.approx(2e-8 / 1e-6)

@@ -3,9 +3,13 @@
 Each check compares back-propagation's analytic gradient with the central
 difference ``(L(x + h) - L(x - h)) / 2h`` of a scalar loss, element by
 element, and returns the largest relative error
-``|g_a - g_n| / max(|g_a| + |g_n|, 1e-6)`` (the floor makes near-zero
-gradients compare absolutely).  A correct float64 implementation gives
-about 1e-7 or less with the default ``h = 1e-5``.
+``|g_a - g_n| / max(|g_a| + |g_n|, floor)``.  The floor, ``1e-6`` or a
+thousandth of the largest ``|g_a| + |g_n|`` of the array if that is more,
+makes entries near zero compare absolutely: the central difference of such
+an entry carries the rounding error of the whole loss (about ``1e-16 |L| /
+h``), which can be a large fraction of an entry a million times smaller
+than its neighbours, in a correct gradient.  A correct float64
+implementation gives about 1e-7 or less with the default ``h = 1e-5``.
 """
 from __future__ import annotations
 
@@ -35,11 +39,13 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
 
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """Largest ``|a - n| / max(|a| + |n|, 1e-6)`` over all entries."""
+    """Largest ``|a - n| / max(|a| + |n|, floor)`` over all entries, ``floor = max(1e-6, 1e-3 max(|a| + |n|))``."""
     a, n = np.asarray(analytic, np.float64), np.asarray(numeric, np.float64)
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), 1e-6)))
+    size = np.abs(a) + np.abs(n)
+    floor = max(1e-6, 1e-3 * float(np.max(size)))
+    return float(np.max(np.abs(a - n) / np.maximum(size, floor)))
 
 
 def _require_float64(*arrays):
