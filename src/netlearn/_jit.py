@@ -934,11 +934,12 @@ def example_pass(X, sparse, indptr, cols, vals, T, r, e, Ws, WTs, bs, widths, ac
 
     Leaves its activations in ``A[l][e]``, its deltas ``dC/dz`` in
     ``D[l][e]`` and files each non-zero input ``x_i`` as the pair ``(x_i, e)``
-    in slot ``used[i]`` of row ``i`` of ``ent``, counting it in ``used[i]``
-    (the batch filed by input position, for the grouped first-layer update;
-    one pair per 8 bytes, so that filing touches one cache line).  ``sw``: the layers'
-    lazy-decay scales (``W = s V``) in the weights' dtype; ``WTs[l]`` (``l >= 1``)
-    the transpose of ``Ws[l]``.
+    (``e`` kept as integer bits, :func:`store_index`) in slot ``used[i]`` of
+    row ``i`` of ``ent``, counting it in ``used[i]``: the batch filed by input
+    position, for the grouped first-layer update, value and example side by
+    side so that filing touches one cache line.  ``sw``: the layers' lazy-decay
+    scales (``W = s V``) in the weights' dtype; ``WTs[l]`` (``l >= 1``) the
+    transpose of ``Ws[l]``.
     """
     L = len(Ws)
     W0 = Ws[0]
