@@ -76,6 +76,22 @@ def test_grid_matches_train_for_one_combination(data_root, tmp_path):
     assert g["evaluation_accuracy"] == t["evaluation_accuracy"]
 
 
+def test_grid_threads_give_the_same_table(data_root, tmp_path):
+    """18 combinations: two groups of 16 networks, one per thread with --threads 2."""
+    out = {}
+    for threads in ("1", "2"):
+        out[threads] = tmp_path / f"t{threads}.json"
+        assert main(["grid", "--data-dir", str(data_root), "--layers", "16,6,10", "--eta", "0.1,0.3,1,2,3,5",
+                     "--lmbda", "0,1,3", "--epochs", "2", "--train-size", "150", "--seed", "3",
+                     "--monitor", "training_cost,evaluation_accuracy", "--threads", threads, "--quiet",
+                     "--json", str(out[threads])]) == 0
+    runs = [json.loads(out[t].read_text())["runs"] for t in ("1", "2")]
+    assert len(runs[0]) == 18
+    for a, b in zip(*runs):
+        assert a["history"]["training_cost"] == b["history"]["training_cost"]
+        assert a["history"]["evaluation_accuracy"] == b["history"]["evaluation_accuracy"]
+
+
 def test_grid_with_seeds_momentum_and_monitoring(data_root, capsys, tmp_path):
     out_json = tmp_path / "m.json"
     rc = main(["grid", "--data-dir", str(data_root), "--layers", "16,5,10", "--eta", "0.5", "--lmbda", "1",
@@ -104,6 +120,7 @@ def run_cli(argv) -> int:
     (["--eta", "1", "--seeds", "1.5"], "whole number"),
     (["--eta", "1", "--monitor", "speed"], "unknown figure"),
     (["--eta", "1", "--layers", "16,5,10", "--activation", "softmax"], "softmax"),
+    (["--eta", "1", "--threads", "0"], "--threads"),
 ])
 def test_bad_options_one_line_exit_2(data_root, capsys, argv, message):
     rc = run_cli(["grid", "--data-dir", str(data_root), "--epochs", "1", "--train-size", "50", "--quiet", *argv])

@@ -344,3 +344,14 @@ def test_a_thread_that_cannot_start_stops_the_call_cleanly(monkeypatch):
     with pytest.raises(RuntimeError, match="can't start new thread"):
         net.fit((X, y), 1, 40, 0.1, engine="numba", threads=2)
     assert all(np.array_equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_huge_zeros_are_zeroed_aligned_and_separate():
+    specs = [((3, 5), np.float32), ((7,), np.int64), ((2, 2, 3), np.float64), ((1,), np.uint8)]
+    arrays = kernels.huge_zeros(specs)
+    for a, (shape, dtype) in zip(arrays, specs):
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert a.ctypes.data % 64 == 0 and not a.any()
+    for k, a in enumerate(arrays):
+        a[...] = k + 1
+    assert all((a == k + 1).all() for k, a in enumerate(arrays))  # no two overlap
