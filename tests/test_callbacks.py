@@ -79,7 +79,7 @@ def build():
 def train(data, epochs, callbacks=(), resume=None, optimizer=None):
     tr, val = data
     net = build()
-    h = net.fit(tr, epochs, 7, 0.05, lmbda=0.5, evaluation_data=val, seed=3, monitor_training_cost=True,
+    h = net.fit(tr, epochs, 7, lmbda=0.5, evaluation_data=val, seed=3, monitor_training_cost=True,
                 optimizer=optimizer or optimizers.momentum(0.05, 0.8), max_norm=2.0, callbacks=callbacks,
                 resume=resume)
     return net, h

@@ -13,7 +13,8 @@ from .layers import BatchNorm, Dense, Dropout, GaussianNoise, Identity, Module, 
 from .network import Network, Sequential
 from .population import Population
 from .regularizers import L1, L2, MaxNorm
-from .training import Callback, DivergenceError, History
+from .callbacks import Callback
+from .history import DivergenceError, History
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,10 @@
-"""Callbacks of the training loop: early stopping and checkpoints (schedules live in :mod:`netlearn.schedules`).
+"""Callbacks of the training loop: their base types, monitoring, early stopping and checkpoints.
 
+Schedules live in :mod:`netlearn.schedules`, the progress bar in :mod:`netlearn.progress`.
+
+* :class:`Callback` — the hooks the loop calls; :class:`TrainingState` — what
+  they see and may change.
+* :class:`Monitor`, :class:`EpochLog` — record and print the monitored figures.
 * :class:`EarlyStopping` — the book's no-improvement-in-n rule (Nielsen
   ch. 3, "Early stopping") on any monitored figure, keeping the best weights.
 * :class:`Checkpoint` — every ``k`` epochs, an atomic JSON file holding the
@@ -11,15 +16,101 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .training import Callback, History, TrainingState
+from . import optimizers
+from .history import FIGURES, History, format_epoch
 
 CHECKPOINT_FORMAT = "netlearn-checkpoint"
 CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainingState:
+    """What callbacks see and may change: the network, optimizer, history, epoch, and a stop flag."""
+
+    net: Any
+    optimizer: optimizers.Optimizer
+    history: History
+    training_data: tuple[np.ndarray, np.ndarray]
+    evaluation_data: tuple[np.ndarray, np.ndarray] | None
+    epochs: int
+    lmbda: float = 0.0
+    l1: float = 0.0
+    epoch: int = 0
+    stop: bool = False
+    stop_reason: str = ""
+    #: Functions called with a number of examples as training progresses (progress bars): after each
+    #: mini-batch on the NumPy path, after each run of mini-batches on the compiled one.
+    batch_hooks: list = field(default_factory=list)
+    #: The figures that the Monitor records (names from FIGURES).
+    monitored: tuple = ()
+    batch_size: int = 0
+    seed: Any = None
+    #: The shuffling generator and the permutation it shuffles in place each epoch (checkpoints save both).
+    shuffle_rng: np.random.Generator | None = None
+    order: np.ndarray | None = None
+    #: The generator of dropout masks and input noise (None when the network has no random modules).
+    noise_rng: np.random.Generator | None = None
+    #: Every callback of the run, in the order they are called.
+    callbacks: list = field(default_factory=list)
+    #: Which engine trains the epochs: "numpy" or "numba" (set by fit).
+    engine: str = "numpy"
+
+
+class Callback:
+    """Hooks called by the training loop; override what you need.
+
+    A callback with state that a resumed run needs (a schedule's counters,
+    early stopping's best weights) returns it from ``state_dict`` (plain
+    values and arrays) and takes it back in ``load_state_dict``; checkpoints
+    save it.  Callbacks run in increasing ``order`` (checkpoints last).
+    """
+
+    order: int = 0
+
+    def state_dict(self) -> dict | None:
+        return None
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def on_train_begin(self, state: TrainingState) -> None: ...
+    def on_epoch_begin(self, state: TrainingState) -> None: ...
+    def on_epoch_end(self, state: TrainingState) -> None: ...
+    def on_train_end(self, state: TrainingState) -> None: ...
+
+
+class Monitor(Callback):
+    """Record cost and accuracy on the training and evaluation data after each epoch (the book's flags)."""
+
+    def __init__(self, training_cost: bool = False, training_accuracy: bool = False,
+                 evaluation_cost: bool = False, evaluation_accuracy: bool = False) -> None:
+        self.flags = {"training_cost": training_cost, "training_accuracy": training_accuracy,
+                      "evaluation_cost": evaluation_cost, "evaluation_accuracy": evaluation_accuracy}
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        net, h, n = state.net, state.history, state.training_data[0].shape[0]
+        for which, data in (("training", state.training_data), ("evaluation", state.evaluation_data)):
+            if data is None:
+                continue
+            if self.flags[f"{which}_cost"]:
+                getattr(h, f"{which}_cost").append(net._total_cost(*data, lmbda=state.lmbda, l1=state.l1, n=n))
+            if self.flags[f"{which}_accuracy"]:
+                getattr(h, f"{which}_accuracy").append(net._accuracy(*data))
+
+
+class EpochLog(Callback):
+    """Print one line per epoch with the monitored figures."""
+
+    def __init__(self, print_fn=print) -> None:
+        self.print_fn = print_fn
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        self.print_fn(format_epoch(state.history, state.epoch, state.epochs))
 
 
 class EarlyStopping(Callback):
@@ -39,7 +130,7 @@ class EarlyStopping(Callback):
     patience : int
         ``n`` in no-improvement-in-n; at least 1.
     monitor : str
-        One of ``History.FIGURES``; it must be recorded by ``fit``.
+        One of ``FIGURES``; it must be recorded by ``fit``.
     min_delta : float
         The least change that counts as an improvement (default 0).
     """
@@ -47,8 +138,8 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int = 10, monitor: str = "evaluation_accuracy", min_delta: float = 0.0) -> None:
         if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
             raise ValueError(f"The 'patience' parameter must be an integer >= 1. Got {patience!r} instead.")
-        if monitor not in History.FIGURES:
-            raise ValueError(f"The 'monitor' parameter must be one of {list(History.FIGURES)}. Got {monitor!r} instead.")
+        if monitor not in FIGURES:
+            raise ValueError(f"The 'monitor' parameter must be one of {list(FIGURES)}. Got {monitor!r} instead.")
         if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
             raise ValueError(f"The 'min_delta' parameter must be a float in the range [0, inf). Got {min_delta!r} instead.")
         self.patience, self.monitor, self.min_delta = int(patience), monitor, float(min_delta)
@@ -215,7 +306,7 @@ def restore_checkpoint(source: str | os.PathLike | dict, state: TrainingState, c
     if d["noise_rng"] is not None and state.noise_rng is not None:
         state.noise_rng.bit_generator.state = d["noise_rng"]
     h = d["history"]
-    for name in History.FIGURES + ("epoch_seconds", "eta"):
+    for name in FIGURES + ("epoch_seconds", "eta"):
         getattr(state.history, name)[:] = h.get(name, [])
     state.history.best_epoch = h.get("best_epoch")
     saved_cbs = d.get("callbacks", {})

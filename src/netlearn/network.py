@@ -5,12 +5,17 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from . import blas, optimizers, training
 from . import costs as costs_mod
+from .callbacks import Callback
 from .backend import as_dtype, rng as make_rng
 from .costs import Cost
-from .layers import activations
+from .history import History
+from .layers import BatchNorm, Dropout, GaussianNoise, activations
 from .layers.base import Module
 from .layers.dense import Dense
+from .layers.dropout import check_probability
+from .regularizers import L1, L2
 from .validation import check_X, check_data
 
 #: Rows per chunk when evaluating a whole data set (bounds memory on MNIST-size data).
@@ -112,6 +117,10 @@ class Sequential:
             first.backward(delta)
 
     # -- evaluation ----------------------------------------------------------
+    def _blas_threads(self, rows: int):
+        """One BLAS thread while evaluating ``rows`` examples if the products are small (see :mod:`netlearn.blas`)."""
+        return blas.limited(blas.largest_product(min(rows, EVAL_CHUNK), self.weights()))
+
     def _outputs(self, X: np.ndarray, pre_activation: bool = False) -> Iterable[np.ndarray]:
         mods = self.modules[:-1] if pre_activation else self.modules
         for s in range(0, X.shape[0], EVAL_CHUNK):
@@ -123,12 +132,14 @@ class Sequential:
     def predict_proba(self, X: Any) -> np.ndarray:
         """The network's output activations for inputs ``X`` of shape ``(n, n_in)``."""
         X = check_X(X, self.n_in, self.dtype)
-        return np.concatenate(list(self._outputs(X)))
+        with self._blas_threads(X.shape[0]):
+            return np.concatenate(list(self._outputs(X)))
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels: the index of the most active output neuron for each row of ``X``."""
         X = check_X(X, self.n_in, self.dtype)
-        return np.concatenate([np.argmax(a, axis=1) for a in self._outputs(X)])
+        with self._blas_threads(X.shape[0]):
+            return np.concatenate([np.argmax(a, axis=1) for a in self._outputs(X)])
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         return y if y.ndim == 2 else self.cost.targets(y, self.n_out, self.dtype)
@@ -136,7 +147,8 @@ class Sequential:
     def accuracy(self, data: tuple[Any, Any]) -> float:
         """The fraction of examples whose predicted class is right (for targets: the argmax of the target)."""
         X, y = check_data(data, self.n_in, self.n_out, self.dtype, name="data")
-        return self._accuracy(X, y)
+        with self._blas_threads(X.shape[0]):
+            return self._accuracy(X, y)
 
     def _accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
         labels = y if y.ndim == 1 else np.argmax(y, axis=1)
@@ -149,12 +161,11 @@ class Sequential:
         ``n`` is the size of the training set that scales ``lmbda`` (default ``len(data)``).
         """
         X, y = check_data(data, self.n_in, self.n_out, self.dtype, name="data")
-        return self._total_cost(X, y, lmbda, l1, n)
+        with self._blas_threads(X.shape[0]):
+            return self._total_cost(X, y, lmbda, l1, n)
 
     def _total_cost(self, X: np.ndarray, y: np.ndarray, lmbda: float = 0.0, l1: float = 0.0,
                     n: int | None = None) -> float:
-        from .regularizers import L1, L2
-
         fused = self.fused
         total = 0.0
         for s, out in zip(range(0, X.shape[0], EVAL_CHUNK), self._outputs(X, pre_activation=fused)):
@@ -170,13 +181,41 @@ class Sequential:
         return total
 
     # -- training and saving --------------------------------------------------
-    def fit(self, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
-            evaluation_data=None, seed: int | None = None, **kwargs):
-        """Train by mini-batch stochastic gradient descent; see :func:`netlearn.training.fit`."""
-        from .training import fit
+    def fit(self, training_data, epochs: int, batch_size: int, eta: float | None = None, lmbda: float = 0.0,
+            evaluation_data=None, seed: int | None = None, *, l1: float = 0.0,
+            optimizer: str | optimizers.Optimizer | None = None,
+            monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool | None = None,
+            monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
+            callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
+            max_norm: float | None = None, resume: Any = None, engine: str | None = None,
+            threads: int | None = None) -> History:
+        """Train by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
-        return fit(self, training_data, epochs, batch_size, eta, lmbda=lmbda,
-                   evaluation_data=evaluation_data, seed=seed, **kwargs)
+        ``training_data`` is a pair ``(X, y)``; each of ``epochs`` epochs
+        shuffles it (seeded by ``seed``) into mini-batches of ``batch_size``
+        and takes one step of the optimizer (plain SGD with learning rate
+        ``eta`` unless ``optimizer`` says otherwise; an optimizer object
+        carries its own rate, so ``eta`` may then be left out) on each.
+        ``lmbda`` and ``l1`` are the L2 and L1 regularization strengths in
+        the book's form (scaled by the training set size); ``max_norm`` caps
+        each neuron's incoming weight norm.  ``evaluation_data`` is monitored
+        after every epoch (its accuracy by default; the ``monitor_*`` flags
+        choose the figures).  ``callbacks`` (early stopping, schedules,
+        checkpoints, augmentation) run at the start and end of each epoch;
+        ``verbose`` prints a line per epoch, ``progress`` draws a bar.
+        ``resume`` continues from a checkpoint; ``engine`` (``"auto"``,
+        ``"numpy"``, ``"numba"``) and ``threads`` choose how the epochs are
+        computed, not what they compute.  Returns a :class:`History`; see
+        :func:`netlearn.training.fit` for every detail.
+        """
+        return training.fit(self, training_data, epochs, batch_size, eta, lmbda=lmbda,
+                            evaluation_data=evaluation_data, seed=seed, l1=l1, optimizer=optimizer,
+                            monitor_evaluation_cost=monitor_evaluation_cost,
+                            monitor_evaluation_accuracy=monitor_evaluation_accuracy,
+                            monitor_training_cost=monitor_training_cost,
+                            monitor_training_accuracy=monitor_training_accuracy, callbacks=callbacks,
+                            verbose=verbose, progress=progress, max_norm=max_norm, resume=resume, engine=engine,
+                            threads=threads)
 
     def save(self, path, format: str = "netlearn") -> None:
         """Write the network as JSON: netlearn's own format, or ``format="network2"`` for the book's."""
@@ -221,9 +260,6 @@ class Network(Sequential):
                  cost: str | Cost = "cross-entropy", init: str = "default", output: str | None = None,
                  seed: int | None = None, dtype: Any = None, *, dropout: float = 0.0, batch_norm: bool = False,
                  input_noise: float = 0.0) -> None:
-        from .layers import BatchNorm, Dropout, GaussianNoise
-        from .layers.dropout import check_probability
-
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
             raise ValueError(f"The 'sizes' parameter must be a list of at least two layer sizes, e.g. "
                              f"[784, 30, 10]. Got {sizes!r} instead.")

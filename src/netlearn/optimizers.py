@@ -15,6 +15,7 @@ allocates nothing.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
@@ -562,25 +563,33 @@ OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adagrad":
               "rmsprop": rmsprop, "adadelta": adadelta, "adam": adam}
 
 
-def get(optimizer: str | Optimizer | None, eta: float, **hyper) -> Optimizer:
+def get(optimizer: str | Optimizer | None, eta: float | None = None, **hyper) -> Optimizer:
     """An optimizer from its name (with learning rate ``eta`` and hyper-parameters) or an Optimizer passed through.
 
     ``hyper`` holds the named optimizer's own arguments (``mu``, ``beta1``,
     ``beta2``, ``rho``, ``eps``); an argument that the optimizer does not take
-    is an error.
+    is an error.  With ``eta=None`` a name gets its own default learning rate
+    where its function has one (``adam``: 0.001, ``adadelta``: 1); the others
+    (``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``) have no
+    rate that suits every problem, so leaving ``eta`` out is an error.
     """
     if optimizer is None:
         optimizer = "sgd"
     if isinstance(optimizer, Optimizer):
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
-        import inspect
-
         make = OPTIMIZERS[optimizer.lower()]
-        accepted = [p for p in inspect.signature(make).parameters if p != "eta"]
+        params = inspect.signature(make).parameters
+        accepted = [p for p in params if p != "eta"]
         unknown = sorted(set(hyper) - set(accepted))
         if unknown:
             raise ValueError(f"The optimizer {optimizer!r} takes the hyper-parameters {accepted}; "
                              f"got {unknown} as well.")
+        if eta is None:
+            if params["eta"].default is inspect.Parameter.empty:
+                raise ValueError(f"The optimizer {optimizer!r} has no default learning rate: give eta "
+                                 f"(e.g. fit(data, 30, 10, 0.5, optimizer={optimizer!r})) or an optimizer "
+                                 f"that carries its rate (optimizer=optimizers.{optimizer.lower()}(0.5)).")
+            return make(**hyper)
         return make(eta, **hyper)
     raise ValueError(f"The 'optimizer' parameter must be one of {sorted(OPTIMIZERS)}. Got {optimizer!r} instead.")

@@ -39,7 +39,7 @@ import numpy as np
 
 from .backend import namespace, rng as make_rng
 from .optimizers import _check_positive
-from .training import History
+from .history import History
 from .validation import check_data, check_int
 
 #: Rows per chunk when evaluating all networks on a data set.

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from .optimizers import _check_positive
-from .training import Callback, History, TrainingState
+from .callbacks import Callback, TrainingState
+from .history import History
 
 
 def _check_patience(patience) -> int:

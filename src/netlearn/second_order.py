@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .layers import BatchNorm, Stochastic
-from .training import History
+from .history import History, format_epoch
 from .validation import check_data, check_int
 
 #: The largest network (in parameters) whose Hessian :func:`newton` builds by default (a 2,000 x 2,000 matrix).
@@ -163,8 +163,6 @@ class _Recorder:
         if self.ev is not None and self.flags[2]:
             h.evaluation_accuracy.append(net._accuracy(*self.ev))
         if self.verbose:
-            from .training import format_epoch
-
             print(format_epoch(h, h.epochs - 1, h.epochs).replace("Epoch", "Iteration"))
         self.t0 = time.perf_counter()
 

@@ -6,6 +6,8 @@ stopping, schedules and checkpoints are callbacks, not branches in the loop.
 """
 from __future__ import annotations
 
+import copy
+import math
 import os
 import sys
 import time
@@ -14,144 +16,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import optimizers
+from . import blas, optimizers
 from .backend import rng as make_rng
+from .callbacks import Callback, EpochLog, Monitor, TrainingState
+from .history import FIGURES, DivergenceError, History, format_epoch
 from .layers.base import Stochastic
-from .regularizers import L1, L2
+from .progress import ProgressBar
+from .regularizers import L1, L2, MaxNorm
 from .validation import check_data, check_int
 
-
-class DivergenceError(FloatingPointError, ValueError):
-    """Training produced NaN or infinite weights or cost; the network keeps its last finite weights."""
-
-
-@dataclass
-class History:
-    """Per-epoch figures of a training run: one entry per trained epoch.
-
-    Accuracies are fractions in [0, 1]; a figure that was not monitored is an
-    empty list.  ``eta`` is the learning rate used in each epoch.
-    """
-
-    training_cost: list[float] = field(default_factory=list)
-    training_accuracy: list[float] = field(default_factory=list)
-    evaluation_cost: list[float] = field(default_factory=list)
-    evaluation_accuracy: list[float] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
-    eta: list[float] = field(default_factory=list)
-    best_epoch: int | None = None
-
-    FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
-
-    @property
-    def epochs(self) -> int:
-        return len(self.epoch_seconds)
-
-    def to_dict(self) -> dict:
-        return {"training_cost": list(self.training_cost), "training_accuracy": list(self.training_accuracy),
-                "evaluation_cost": list(self.evaluation_cost),
-                "evaluation_accuracy": list(self.evaluation_accuracy),
-                "epoch_seconds": list(self.epoch_seconds), "eta": list(self.eta), "best_epoch": self.best_epoch}
-
-    # The book's network2.SGD returns a 4-tuple; unpacking a History gives the same.
-    def __iter__(self):
-        return iter((self.evaluation_cost, self.evaluation_accuracy, self.training_cost, self.training_accuracy))
-
-
-@dataclass
-class TrainingState:
-    """What callbacks see and may change: the network, optimizer, history, epoch, and a stop flag."""
-
-    net: Any
-    optimizer: optimizers.Optimizer
-    history: History
-    training_data: tuple[np.ndarray, np.ndarray]
-    evaluation_data: tuple[np.ndarray, np.ndarray] | None
-    epochs: int
-    lmbda: float = 0.0
-    l1: float = 0.0
-    epoch: int = 0
-    stop: bool = False
-    stop_reason: str = ""
-    #: Functions called with a number of examples as training progresses (progress bars): after each
-    #: mini-batch on the NumPy path, after each run of mini-batches on the compiled one.
-    batch_hooks: list = field(default_factory=list)
-    #: The figures that the Monitor records (names from History.FIGURES).
-    monitored: tuple = ()
-    batch_size: int = 0
-    seed: Any = None
-    #: The shuffling generator and the permutation it shuffles in place each epoch (checkpoints save both).
-    shuffle_rng: np.random.Generator | None = None
-    order: np.ndarray | None = None
-    #: The generator of dropout masks and input noise (None when the network has no random modules).
-    noise_rng: np.random.Generator | None = None
-    #: Every callback of the run, in the order they are called.
-    callbacks: list = field(default_factory=list)
-    #: Which engine trains the epochs: "numpy" or "numba" (set by fit).
-    engine: str = "numpy"
-
-
-class Callback:
-    """Hooks called by the training loop; override what you need.
-
-    A callback with state that a resumed run needs (a schedule's counters,
-    early stopping's best weights) returns it from ``state_dict`` (plain
-    values and arrays) and takes it back in ``load_state_dict``; checkpoints
-    save it.  Callbacks run in increasing ``order`` (checkpoints last).
-    """
-
-    order: int = 0
-
-    def state_dict(self) -> dict | None:
-        return None
-
-    def load_state_dict(self, state: dict) -> None: ...
-
-    def on_train_begin(self, state: TrainingState) -> None: ...
-    def on_epoch_begin(self, state: TrainingState) -> None: ...
-    def on_epoch_end(self, state: TrainingState) -> None: ...
-    def on_train_end(self, state: TrainingState) -> None: ...
-
-
-class Monitor(Callback):
-    """Record cost and accuracy on the training and evaluation data after each epoch (the book's flags)."""
-
-    def __init__(self, training_cost: bool = False, training_accuracy: bool = False,
-                 evaluation_cost: bool = False, evaluation_accuracy: bool = False) -> None:
-        self.flags = {"training_cost": training_cost, "training_accuracy": training_accuracy,
-                      "evaluation_cost": evaluation_cost, "evaluation_accuracy": evaluation_accuracy}
-
-    def on_epoch_end(self, state: TrainingState) -> None:
-        net, h, n = state.net, state.history, state.training_data[0].shape[0]
-        for which, data in (("training", state.training_data), ("evaluation", state.evaluation_data)):
-            if data is None:
-                continue
-            if self.flags[f"{which}_cost"]:
-                getattr(h, f"{which}_cost").append(net._total_cost(*data, lmbda=state.lmbda, l1=state.l1, n=n))
-            if self.flags[f"{which}_accuracy"]:
-                getattr(h, f"{which}_accuracy").append(net._accuracy(*data))
-
-
-class EpochLog(Callback):
-    """Print one line per epoch with the monitored figures."""
-
-    def __init__(self, print_fn=print) -> None:
-        self.print_fn = print_fn
-
-    def on_epoch_end(self, state: TrainingState) -> None:
-        self.print_fn(format_epoch(state.history, state.epoch, state.epochs))
-
-
-def format_epoch(h: History, epoch: int, epochs: int) -> str:
-    """``Epoch 3/30  2.1s  training cost 0.48  evaluation accuracy 95.12%`` for the last recorded epoch."""
-    parts = [f"Epoch {epoch + 1}/{epochs}", f"{h.epoch_seconds[-1]:.2f}s"]
-    for name in History.FIGURES:
-        values = getattr(h, name)
-        if values:
-            v = values[-1]
-            parts.append(f"{name.replace('_', ' ')} {100 * v:.2f}%" if name.endswith("accuracy") else
-                         f"{name.replace('_', ' ')} {v:.4f}")
-    return "  ".join(parts)
+# Re-exported: scripts import these from here (their homes are netlearn.callbacks and netlearn.history).
+__all__ = ["fit", "choose_engine", "Callback", "TrainingState", "Monitor", "EpochLog", "History", "FIGURES",
+           "DivergenceError", "format_epoch"]
 
 
 class _Batches:
@@ -186,6 +62,20 @@ def _noise_rng(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return np.random.default_rng(seed.bit_generator.seed_seq.spawn(1)[0])
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+
+
+def _optimizer(optimizer, eta) -> optimizers.Optimizer:
+    """The optimizer fit trains with: a copy of one given (its state and rate are the run's own), or one by name."""
+    if isinstance(optimizer, optimizers.Optimizer):
+        opt = copy.deepcopy(optimizer)
+        if eta is not None:
+            given = optimizers._check_positive("eta", eta)
+            if not math.isclose(given, opt.eta, rel_tol=1e-12, abs_tol=0.0):
+                raise ValueError(f"eta={eta!r} differs from the optimizer's own learning rate {opt.eta!r} "
+                                 f"({opt.name}). Leave eta out to train at the optimizer's rate, or build the "
+                                 f"optimizer with eta={eta!r}.")
+        return opt
+    return optimizers.get(optimizer, eta)
 
 
 ENGINES = ("auto", "numpy", "numba")
@@ -243,7 +133,7 @@ def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, ba
     return compiled
 
 
-def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: float = 0.0,
+def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = None, lmbda: float = 0.0,
         evaluation_data=None, seed: int | None = None, *, l1: float = 0.0,
         optimizer: str | optimizers.Optimizer | None = None,
         monitor_evaluation_cost: bool = False, monitor_evaluation_accuracy: bool | None = None,
@@ -265,8 +155,15 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     likewise ``monitor_training_cost`` / ``monitor_training_accuracy``.  The
     total cost includes the regularization terms.
 
-    ``optimizer`` is a name from :data:`netlearn.optimizers.OPTIMIZERS` or an
-    :class:`~netlearn.optimizers.Optimizer` (e.g. ``optimizers.adam(1e-3)``);
+    ``eta`` is the learning rate.  ``optimizer`` is a name from
+    :data:`netlearn.optimizers.OPTIMIZERS` (trained with rate ``eta``; ``adam``
+    and ``adadelta`` fall back to their own defaults, 0.001 and 1, when ``eta``
+    is left out, the others need it) or an
+    :class:`~netlearn.optimizers.Optimizer` that carries its own rate (e.g.
+    ``optimizers.adam(1e-3)``): then ``eta`` may be left out, and an ``eta``
+    that differs from the optimizer's is an error.  fit trains a copy of the
+    optimizer given, so the same object can start several runs; the rate used
+    in each epoch is in ``History.eta``.
     ``max_norm`` constrains each neuron's incoming weight vector to
     ``||w||_2 <= max_norm`` after every step.  ``seed`` also seeds dropout
     masks and input noise.  ``resume`` is a checkpoint (a path written by
@@ -291,8 +188,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     """
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
-    opt = optimizers.get(optimizer, eta)
-    opt.eta = eta
+    opt = _optimizer(optimizer, eta)
     reg = []
     lmbda = L2(lmbda).lmbda
     l1 = L1(l1).lmbda
@@ -308,8 +204,6 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     if reg:
         opt = opt.prepend(*reg)
     if max_norm is not None:
-        from .regularizers import MaxNorm
-
         opt = opt.append(MaxNorm(max_norm).transform())
     if monitor_evaluation_accuracy is None:
         monitor_evaluation_accuracy = evaluation is not None
@@ -324,8 +218,6 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
                             (evaluation is not None or not k.startswith("evaluation")))
     cbs: list[Callback] = [monitor, *sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))]
     if progress:
-        from .progress import ProgressBar
-
         cbs.insert(0, ProgressBar(n, batch_size))
     if verbose:
         cbs.insert(len(cbs) - sum(getattr(cb, "order", 0) > 0 for cb in cbs), EpochLog())
@@ -354,7 +246,8 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     reindex = compiled is not None and any(getattr(cb, "changes_inputs", False) for cb in cbs)
     # Overflow on the way to divergence is reported once, as DivergenceError below, not as a
     # stream of NumPy warnings (errstate is local to this block: no process-wide change).
-    with np.errstate(over="ignore", invalid="ignore"):
+    # Small products run on one BLAS thread for the whole loop (restored on return; see netlearn.blas).
+    with np.errstate(over="ignore", invalid="ignore"), blas.limited(blas.largest_product(batch_size, net.weights())):
         for epoch in range(start, epochs):
             state.epoch = epoch
             for cb in cbs:
@@ -379,7 +272,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
             if not all(np.isfinite(p).all() for p in params):
                 for p, s in zip(params, saved):
                     p[...] = s
-                for name in History.FIGURES + ("epoch_seconds", "eta"):
+                for name in FIGURES + ("epoch_seconds", "eta"):
                     lst = getattr(history, name)
                     del lst[epoch:]
                 raise DivergenceError(

@@ -13,8 +13,44 @@ from typing import Sequence
 from .common import UsageError, error_exit
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that states each option's default once.
+
+    ``(default: X)`` is appended unless the help text already gives the
+    default (it contains ``(default`` or ``%(default``).  A flag says
+    ``(default: off)``; an option whose default is ``None`` means "not given",
+    which only its own text can explain, so it gets nothing appended (the
+    CLI's tests check that every option's help names its default).
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "(default" in text or "%(default" in text or not action.option_strings \
+                or action.default is argparse.SUPPRESS:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return f"{text} (default: {'off' if action.default is False else 'on'})"
+        if action.default is None:
+            return text
+        return text + " (default: %(default)s)"
+
+
+class RawDescriptionDefaultsFormatter(argparse.RawDescriptionHelpFormatter, DefaultsFormatter):
+    """:class:`DefaultsFormatter` that keeps the description's own line breaks."""
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on standard error (exit status 2), no usage dump."""
+    """An ArgumentParser whose errors are one line on standard error (exit status 2), no usage dump.
+
+    Every (sub-)parser formats its help with :class:`DefaultsFormatter`, so
+    each option shows its default once; a parser asking for a raw
+    description keeps it.
+    """
+
+    def __init__(self, *args, formatter_class=argparse.HelpFormatter, **kwargs) -> None:
+        raw = issubclass(formatter_class, argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, formatter_class=RawDescriptionDefaultsFormatter if raw else DefaultsFormatter,
+                         **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

@@ -34,9 +34,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("expanded training data (netlearn.data.augment)")
     g.add_argument("--expand", type=_kinds(EXPAND_KINDS, "expand"), default=None, metavar="KIND[,KIND...]",
                    help="enlarge the training set once before training: shifts (4 one-pixel shifts per image, "
-                        "the book's 50,000 -> 250,000), rotations, elastic, noise (one copy each per image)")
+                        "the book's 50,000 -> 250,000), rotations, elastic, noise (one copy each per image) (default: none)")
     g.add_argument("--augment", type=_kinds(AUGMENT_KINDS, "augment"), default=None, metavar="KIND[,KIND...]",
-                   help="fresh random distortions of every training image each epoch: rotations, elastic, noise")
+                   help="fresh random distortions of every training image each epoch: rotations, elastic, noise "
+                        "(default: none)")
     g.add_argument("--rotate-degrees", type=positive_float, default=A.ROTATE_DEGREES, metavar="DEG",
                    help="largest rotation angle, either way")
     g.add_argument("--elastic-alpha", type=positive_float, default=A.ELASTIC_ALPHA, metavar="PX",

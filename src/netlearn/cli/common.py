@@ -6,6 +6,9 @@ import sys
 
 import numpy as np
 
+from .. import costs, init
+from ..layers import activations
+
 
 class UsageError(Exception):
     """Bad options or unusable data: printed as one line, exit status 2."""
@@ -51,19 +54,36 @@ def name_list(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def hidden_activation(names: list[str]) -> str | list[str]:
+    """``--activation``'s value for ``Network``: one name, or one per hidden layer; softmax is refused.
+
+    Softmax makes a layer's outputs one probability distribution (they sum to
+    1), which is what a log-likelihood output layer needs; in a hidden layer it
+    would make the neurons compete for one unit of activation and starve the
+    next layer, so it is refused with the way to get what was meant.
+    """
+    if any(n.lower() == "softmax" for n in names):
+        raise UsageError("--activation softmax: softmax is an output layer's activation (its neurons' outputs sum "
+                         "to 1, a probability for each class), not a hidden layer's. Use --output softmax or "
+                         "--cost log-likelihood (whose output it is by default), and one of "
+                         f"{', '.join(activations.HIDDEN)} for the hidden layers.")
+    return names[0] if len(names) == 1 else names
+
+
 def add_network_options(p: argparse.ArgumentParser) -> None:
     """The architecture options that ``train`` and ``grid`` share."""
     # Each help names its default through '%(default)', so ArgumentDefaultsHelpFormatter adds no second one.
     p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
                    help="neurons per layer, input first (default: 784,30,10)%(default).0s")
     p.add_argument("--activation", type=name_list, default=["sigmoid"], metavar="NAME[,NAME...]",
-                   help="hidden activation: sigmoid, tanh, relu, identity; one name or one per hidden layer "
+                   help=f"hidden activation: {', '.join(activations.HIDDEN)}; one name or one per hidden layer "
                         "(default: sigmoid)%(default).0s")
     p.add_argument("--output", default=None, metavar="NAME",
-                   help="output activation (default: the cost's natural partner)%(default).0s")
-    p.add_argument("--cost", default="cross-entropy",
-                   choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"], help="(default: %(default)s)")
-    p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
+                   help=f"output activation: {', '.join(k for k in activations.ACTIVATIONS if k != 'linear')} "
+                        "(default: the cost's natural partner)%(default).0s")
+    p.add_argument("--cost", default="cross-entropy", choices=list(costs.COSTS),
+                   help="cost function; each has its natural output activation (see --output)")
+    p.add_argument("--init", default="default", choices=list(init.INITIALIZERS),
                    help="weight initialization: default N(0,1/n_in), large N(0,1), glorot, he "
                         "(default: %(default)s)")
 
@@ -73,7 +93,7 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", choices=["validation", "test"], default="validation",
                    help="data monitored after each epoch (default: %(default)s)")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                   help="train on the first N training images only%(default).0s")
+                   help="train on the first N training images only (default: all of them)")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:

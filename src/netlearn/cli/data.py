@@ -27,7 +27,8 @@ def register(sub) -> None:
     d.add_argument("--data-dir", metavar="ROOT", default=None,
                    help="data root (default: $NETLEARN_DATA, else the per-user cache); created if missing")
     d.add_argument("--mirror", metavar="URL", action="append", default=None,
-                   help="base URL to try instead of the built-in mirrors (repeatable), e.g. file:///media/mnist/")
+                   help="base URL to try instead of the built-in mirrors (repeatable), e.g. file:///media/mnist/ "
+                        "(default: the built-in mirrors)")
     d.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request")
     d.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     d.set_defaults(func=run_download)

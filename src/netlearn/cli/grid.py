@@ -16,8 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-from .common import UsageError, add_data_options, add_network_options, add_split_options, name_list, positive_int
-from .train import FIGURES, check_outputs, select_data
+from ..history import FIGURES
+from .common import (UsageError, add_data_options, add_network_options, add_split_options, hidden_activation, name_list,
+                     positive_int)
+from .train import check_outputs, select_data
 
 
 def _number_list(check: Callable[[float], bool], accepted: str, convert=float):
@@ -62,21 +64,22 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=seed_list, default=None, metavar="S[,S...]",
                    help="initialization seeds: each combination is trained once per seed (default: --seed)")
     add_network_options(p)
-    p.add_argument("--epochs", type=positive_int, default=30, help="(default: 30)")
-    p.add_argument("--batch-size", type=positive_int, default=10, help="(default: 10)")
+    p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training data")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="examples per mini-batch")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="CPU threads, each training its own groups of 16 networks (default: NETLEARN_THREADS, "
                         "else the available cores, at most 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the shared shuffle (and of initialization "
-                                                      "when --seeds is not given; default: 0)")
+                                                      "when --seeds is not given)")
     add_split_options(p)
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
-                   help="figures to record each epoch: training_cost, training_accuracy, evaluation_cost, "
-                        "evaluation_accuracy (default: evaluation_accuracy; it is always recorded)")
+                   help=f"figures to record each epoch: {', '.join(FIGURES)} (default: evaluation_accuracy; it is "
+                        "always recorded)")
     p.add_argument("--json", metavar="FILE", default=None,
-                   help='write {"runs": [{"eta", "lmbda", "mu", "seed", "diverged", "history"}, ...]}')
+                   help='write {"runs": [{"eta", "lmbda", "mu", "seed", "diverged", "history"}, ...]} '
+                        '(default: not written)')
     p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="heat map of the best evaluation accuracy over eta and lmbda")
+                   help="heat map of the best evaluation accuracy over eta and lmbda (default: no plot)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=run)
 
@@ -96,7 +99,7 @@ def build_population(args):
     if args.seed < 0:
         raise UsageError(f"--seed must be a whole number >= 0, got {args.seed}.")
     seeds = args.seeds if args.seeds is not None else [args.seed]
-    activation = args.activation[0] if len(args.activation) == 1 else args.activation
+    activation = hidden_activation(args.activation)
     try:
         return Population.grid(args.layers, eta=args.eta, lmbda=args.lmbda, mu=args.mu, seeds=seeds,
                                activation=activation, cost=args.cost, init=args.init, output=args.output)

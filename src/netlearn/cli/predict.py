@@ -29,10 +29,10 @@ def register(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="model file (netlearn or network2 JSON)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="IDX image file(s) or PNG file(s)")
     p.add_argument("--index", metavar="N|START:STOP", default=None,
-                   help="for IDX files: one image N, or the range START:STOP (Python slice, 0-based); default all")
+                   help="for IDX files: one image N, or the range START:STOP (Python slice, 0-based) (default: all)")
     p.add_argument("--labels", metavar="IDX_FILE", default=None,
                    help="IDX label file matching the (single) IDX image file: marks each prediction right or "
-                        "wrong and prints the accuracy")
+                        "wrong and prints the accuracy (default: none)")
     p.add_argument("--invert", action="store_true", help="use 1 - pixel (for dark digits on a light background)")
     p.set_defaults(func=run)
 

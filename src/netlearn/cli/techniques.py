@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 
+from .. import optimizers, schedules
+from ..history import FIGURES
 from .common import UsageError, nonneg_float, positive_float, positive_int
 
-FIRST_ORDER = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam")
+FIRST_ORDER = tuple(optimizers.OPTIMIZERS)
+#: netlearn.second_order's full-batch methods: minimize's two (not its aliases) and newton.
 SECOND_ORDER = ("lbfgs", "cg", "newton")
-FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -33,25 +35,27 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--l1", type=nonneg_float, default=0.0, metavar="LAMBDA",
                    help="L1 regularization (the book's lambda/n form), alone or beside --lmbda")
     g.add_argument("--max-norm", type=positive_float, default=None, metavar="C",
-                   help="constrain each neuron's incoming weight vector to norm <= C")
-    g.add_argument("--schedule", choices=["constant", "step", "exponential", "halve"], default="constant",
+                   help="constrain each neuron's incoming weight vector to norm <= C (default: no constraint)")
+    g.add_argument("--schedule", choices=list(schedules.SCHEDULES), default="constant",
                    help="learning-rate schedule; halve: the book's rule (halve eta at each no-improvement-in-"
                         "PATIENCE, stop at eta/128)")
     g.add_argument("--patience", type=positive_int, default=10, metavar="N", help="N for --schedule halve")
     g.add_argument("--step-size", type=positive_int, default=10, metavar="K",
                    help="epochs between drops for --schedule step")
     g.add_argument("--gamma", type=positive_float, default=None, metavar="G",
-                   help="factor in (0, 1] for --schedule step (default 0.5) and exponential (default 0.95)")
+                   help="factor in (0, 1] for --schedule step and exponential (default: 0.5 for step, 0.95 for exponential)")
     g.add_argument("--early-stopping", type=positive_int, default=None, metavar="N",
-                   help="stop after N epochs without improvement of the --stop-on figure; keep the best weights")
+                   help="stop after N epochs without improvement of the --stop-on figure; keep the best weights "
+                        "(default: off)")
     g.add_argument("--stop-on", choices=FIGURES, default=None, metavar="FIGURE",
                    help="figure watched by --early-stopping and --schedule halve (default: evaluation_accuracy, "
                         "or the first --monitor figure when that one is not monitored)")
-    g.add_argument("--checkpoint", metavar="DIR", default=None, help="write checkpoints into DIR")
+    g.add_argument("--checkpoint", metavar="DIR", default=None, help="write checkpoints into DIR (default: none)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="K",
                    help="epochs between checkpoints")
     g.add_argument("--resume", metavar="FILE", default=None,
-                   help="continue the run saved in checkpoint FILE (same options and seed give the same results)")
+                   help="continue the run saved in checkpoint FILE (same options and seed give the same results) "
+                        "(default: a fresh run)")
     g.add_argument("--dropout", type=float, default=0.0, metavar="P",
                    help="dropout probability in [0, 1) on every hidden layer's output")
     g.add_argument("--batch-norm", action="store_true", help="batch normalization after every hidden Dense")
@@ -104,7 +108,6 @@ def check(args) -> None:
 
 def fit_kwargs(args) -> dict:
     """Keyword arguments of ``net.fit`` for the options (ValueError for bad hyper-parameters)."""
-    from .. import optimizers, schedules
     from ..callbacks import Checkpoint, EarlyStopping
 
     hyper = {"momentum": {"mu": args.mu}, "nesterov": {"mu": args.mu},

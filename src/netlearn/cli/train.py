@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 
+from .. import history
 from . import augmentation, techniques
-from .common import (UsageError, add_data_options, add_network_options, add_split_options, load_data, name_list,
+from .common import (UsageError, add_data_options, hidden_activation, add_network_options, add_split_options, load_data, name_list,
                      nonneg_float, positive_float, positive_int)
 
 
@@ -20,35 +21,35 @@ def register(sub) -> None:
     add_network_options(p)
     p.add_argument("--eta", type=positive_float, default=0.5, help="learning rate")
     p.add_argument("--lmbda", type=nonneg_float, default=5.0, help="L2 regularization (the book's lambda)")
-    p.add_argument("--epochs", type=positive_int, default=30)
-    p.add_argument("--batch-size", type=positive_int, default=10)
+    p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training data")
+    p.add_argument("--batch-size", type=positive_int, default=10, help="examples per mini-batch")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="CPU threads sharing each mini-batch of 32 or more (default: NETLEARN_THREADS, else "
                         "the available cores, at most 4)")
-    p.add_argument("--seed", type=int, default=None, help="seed for initialization and shuffling")
+    p.add_argument("--seed", type=int, default=None, help="seed for initialization and shuffling (default: a fresh random seed)")
     add_split_options(p)
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
-                   help="figures to record each epoch: training_cost, training_accuracy, evaluation_cost, "
-                        "evaluation_accuracy (default: evaluation_accuracy)")
-    p.add_argument("--json", metavar="FILE", default=None, help="write the History as JSON")
-    p.add_argument("--save", metavar="FILE", default=None, help="save the trained network (netlearn JSON)")
+                   help=f"figures to record each epoch: {', '.join(history.FIGURES)} (default: evaluation_accuracy)")
+    p.add_argument("--json", metavar="FILE", default=None, help="write the History as JSON (default: not written)")
+    p.add_argument("--save", metavar="FILE", default=None, help="save the trained network (default: not saved)")
     p.add_argument("--save-format", choices=["netlearn", "network2"], default="netlearn",
                    help="format for --save: netlearn's or the book's network2.py JSON")
-    p.add_argument("--plot", metavar="FILE.png", default=None, help="plot learning curves to a PNG")
+    p.add_argument("--plot", metavar="FILE", default=None,
+                   help="plot the learning curves; .png, .pdf or .svg, as the suffix says (default: no plot)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     augmentation.add_options(p)
     techniques.add_options(p)
     p.set_defaults(func=run)
 
 
-FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
+FIGURES = history.FIGURES  # the figures --monitor can name (kept here for the modules that import it)
 
 
 def build_network(args):
     from ..layers import activations
     from ..network import Network
 
-    activation = args.activation[0] if len(args.activation) == 1 else args.activation
+    activation = hidden_activation(args.activation)
     if args.output is not None:
         try:
             activations.get(args.output)
@@ -97,7 +98,7 @@ def check_outputs(args) -> None:
 
 
 def run(args) -> int:
-    from ..training import DivergenceError
+    from ..history import DivergenceError
 
     check_outputs(args)
     techniques.check(args)

@@ -42,7 +42,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..backend import rng as make_rng
-from ..training import Callback, TrainingState
+from ..callbacks import Callback, TrainingState
 
 #: The distortions :func:`expand` knows.  :class:`Augment` draws all but ``shifts`` afresh each epoch.
 KINDS = ("shifts", "rotations", "elastic", "noise")

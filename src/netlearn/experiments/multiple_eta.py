@@ -13,7 +13,7 @@ factor of 2 or so below.
 from __future__ import annotations
 
 from ..plot import plot_multiple_eta
-from ..training import DivergenceError
+from ..history import DivergenceError
 from .common import Context, Summary, format_table, run_record, timed, train, write_results
 
 DESCRIPTION = "[784,30,10], eta 0.025 / 0.25 / 2.5, lmbda 5, 30 epochs, default init: training cost per epoch"

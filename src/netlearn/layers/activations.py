@@ -140,6 +140,10 @@ class Step(Activation):
 ACTIVATIONS = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, Identity, Softmax, Step)}
 ACTIVATIONS["linear"] = Identity
 
+#: The activations a hidden layer is trained with: element-wise and differentiable.  (Softmax couples
+#: a layer's neurons into one probability distribution, an output layer's job; step has no gradient.)
+HIDDEN = tuple(k for k, cls in ACTIVATIONS.items() if cls not in (Softmax, Step) and k != "linear")
+
 
 def get(name: str | Activation) -> Activation:
     """A fresh activation module from its name (``sigmoid``, ``tanh``, ``relu``, ``identity``/``linear``, ``softmax``, ``step``)."""
