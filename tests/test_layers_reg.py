@@ -78,7 +78,7 @@ def test_batchnorm_normalizes_and_tracks_running_averages():
 
 
 def test_batchnorm_bad_arguments():
-    with pytest.raises(ValueError, match="'n' parameter must be a positive integer"):
+    with pytest.raises(ValueError, match="'n' parameter must be an integer >= 1"):
         BatchNorm(0)
     with pytest.raises(ValueError, match=r"'momentum' parameter must be a float in the range \[0, 1\)"):
         BatchNorm(3, momentum=1.0)

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import optimizers
 from .history import FIGURES, History, format_epoch
+from .validation import check_choice, check_int, check_positive
 
 CHECKPOINT_FORMAT = "netlearn-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -136,13 +137,9 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, patience: int = 10, monitor: str = "evaluation_accuracy", min_delta: float = 0.0) -> None:
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-            raise ValueError(f"The 'patience' parameter must be an integer >= 1. Got {patience!r} instead.")
-        if monitor not in FIGURES:
-            raise ValueError(f"The 'monitor' parameter must be one of {list(FIGURES)}. Got {monitor!r} instead.")
-        if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
-            raise ValueError(f"The 'min_delta' parameter must be a float in the range [0, inf). Got {min_delta!r} instead.")
-        self.patience, self.monitor, self.min_delta = int(patience), monitor, float(min_delta)
+        self.patience = check_int("patience", patience)
+        self.monitor = check_choice("monitor", monitor, FIGURES)
+        self.min_delta = check_positive("min_delta", min_delta, allow_zero=True)
         self.sign = 1.0 if monitor.endswith("accuracy") else -1.0
         self._reset()
 

@@ -20,24 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-
-def _check_positive(name: str, value: float, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    ok = ok and np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        rng = "[0, inf)" if allow_zero else "(0, inf)"
-        raise ValueError(f"The '{name}' parameter must be a float in the range {rng}. Got {value!r} instead.")
-    return float(value)
-
-
-def _check_unit(name: str, value: float, closed_low: bool = True) -> float:
-    """A float in ``[0, 1)`` (or ``(0, 1)`` with ``closed_low=False``): momentum and decay rates."""
-    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-    ok = ok and np.isfinite(value) and (0 <= value < 1 if closed_low else 0 < value < 1)
-    if not ok:
-        rng = "[0, 1)" if closed_low else "(0, 1)"
-        raise ValueError(f"The '{name}' parameter must be a float in the range {rng}. Got {value!r} instead.")
-    return float(value)
+from .validation import check_positive, check_unit
 
 
 def _arrays_state(**named: list) -> dict:
@@ -87,7 +70,7 @@ class scale_by_learning_rate(GradientTransformation):
     """``u -> -eta u``: the last link of every first-order optimizer. ``eta`` may be changed between steps (schedules do)."""
 
     def __init__(self, eta: float) -> None:
-        self.eta = _check_positive("eta", eta)
+        self.eta = check_positive("eta", eta)
 
     def update(self, updates, params):
         s = -self.eta
@@ -105,7 +88,7 @@ class add_decayed_weights(GradientTransformation):
     """
 
     def __init__(self, c: float) -> None:
-        self.c = _check_positive("lmbda", c, allow_zero=True)
+        self.c = check_positive("lmbda", c, allow_zero=True)
 
     def init(self, params, decay):
         super().init(params, decay)
@@ -125,7 +108,7 @@ class add_l1(GradientTransformation):
     """L1 decay: ``u -> u + c sgn(w)`` (``c = lmbda/n``; the gradient of the book's eq. 95)."""
 
     def __init__(self, c: float) -> None:
-        self.c = _check_positive("l1", c, allow_zero=True)
+        self.c = check_positive("l1", c, allow_zero=True)
 
     def init(self, params, decay):
         super().init(params, decay)
@@ -194,7 +177,7 @@ class Optimizer:
 
     @eta.setter
     def eta(self, value: float) -> None:
-        self._lr_link().eta = _check_positive("eta", value)
+        self._lr_link().eta = check_positive("eta", value)
 
     def init(self, params: Sequence[np.ndarray], decay: Sequence[bool]) -> None:
         self.transform.init(params, decay)
@@ -233,7 +216,7 @@ class scale_by_adagrad(GradientTransformation):
     """
 
     def __init__(self, eps: float = 1e-8) -> None:
-        self.eps = _check_positive("eps", eps)
+        self.eps = check_positive("eps", eps)
 
     def init(self, params, decay):
         super().init(params, decay)
@@ -267,8 +250,8 @@ class scale_by_rms(GradientTransformation):
     """
 
     def __init__(self, rho: float = 0.9, eps: float = 1e-8) -> None:
-        self.rho = _check_unit("rho", rho)
-        self.eps = _check_positive("eps", eps)
+        self.rho = check_unit("rho", rho)
+        self.eps = check_positive("eps", eps)
 
     def init(self, params, decay):
         super().init(params, decay)
@@ -308,8 +291,8 @@ class scale_by_adadelta(GradientTransformation):
     """
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
-        self.rho = _check_unit("rho", rho)
-        self.eps = _check_positive("eps", eps)
+        self.rho = check_unit("rho", rho)
+        self.eps = check_positive("eps", eps)
 
     def init(self, params, decay):
         super().init(params, decay)
@@ -358,9 +341,9 @@ class scale_by_adam(GradientTransformation):
     """
 
     def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        self.beta1 = _check_unit("beta1", beta1)
-        self.beta2 = _check_unit("beta2", beta2)
-        self.eps = _check_positive("eps", eps)
+        self.beta1 = check_unit("beta1", beta1)
+        self.beta2 = check_unit("beta2", beta2)
+        self.eps = check_positive("eps", eps)
 
     def init(self, params, decay):
         super().init(params, decay)
@@ -423,7 +406,7 @@ class trace(GradientTransformation):
     """
 
     def __init__(self, mu: float = 0.9, nesterov: bool = False) -> None:
-        self.mu = _check_unit("mu", mu)
+        self.mu = check_unit("mu", mu)
         self.nesterov = bool(nesterov)
 
     def init(self, params, decay):
@@ -468,7 +451,7 @@ class constrain_max_norm(GradientTransformation):
     """
 
     def __init__(self, c: float) -> None:
-        self.c = _check_positive("max_norm", c)
+        self.c = check_positive("max_norm", c)
 
     def init(self, params, decay):
         super().init(params, decay)

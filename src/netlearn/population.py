@@ -38,9 +38,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .backend import namespace, rng as make_rng
-from .optimizers import _check_positive
 from .history import History
-from .validation import check_data, check_int
+from .validation import check_data, check_int, check_positive, check_unit
 
 #: Rows per chunk when evaluating all networks on a data set.
 EVAL_CHUNK = 2_000
@@ -60,10 +59,7 @@ def _per_network(name: str, value: Any, k: int | None) -> list:
 
 
 def _check_mu(mu: Any) -> float:
-    ok = isinstance(mu, (int, float, np.floating, np.integer)) and not isinstance(mu, bool)
-    if not ok or not (0.0 <= float(mu) < 1.0):
-        raise ValueError(f"The 'mu' parameter must be a float in the range [0, 1). Got {mu!r} instead.")
-    return float(mu)
+    return check_unit("mu", mu)
 
 
 def _pad(k: int, multiple: int = 16) -> int:
@@ -171,8 +167,8 @@ class Population:
         lengths = [len(v) for v in (eta, lmbda, mu, seed)
                    if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, (str, bytes))]
         k = max(lengths) if lengths else 1
-        etas = [_check_positive("eta", v) for v in _per_network("eta", eta, k)]
-        lmbdas = [_check_positive("lmbda", v, allow_zero=True) for v in _per_network("lmbda", lmbda, k)]
+        etas = [check_positive("eta", v) for v in _per_network("eta", eta, k)]
+        lmbdas = [check_positive("lmbda", v, allow_zero=True) for v in _per_network("lmbda", lmbda, k)]
         mus = [_check_mu(v) for v in _per_network("mu", mu, k)]
         seeds = _per_network("seed", seed, k)
         self.networks = [Network(sizes, activation=activation, cost=cost, init=init, output=output, seed=s,

@@ -18,14 +18,15 @@ from typing import Iterable
 
 import numpy as np
 
-from .optimizers import GradientTransformation, _check_positive, add_decayed_weights, add_l1, constrain_max_norm
+from .optimizers import GradientTransformation, add_decayed_weights, add_l1, constrain_max_norm
+from .validation import check_positive
 
 
 class L2:
     """L2 regularization ``(lmbda / 2n) sum w^2``."""
 
     def __init__(self, lmbda: float) -> None:
-        self.lmbda = _check_positive("lmbda", lmbda, allow_zero=True)
+        self.lmbda = check_positive("lmbda", lmbda, allow_zero=True)
 
     def penalty(self, weights: Iterable[np.ndarray], n: int) -> float:
         return 0.5 * self.lmbda / n * sum(float(np.vdot(w, w)) for w in weights)
@@ -41,7 +42,7 @@ class L1:
     """L1 regularization ``(lmbda / n) sum |w|``."""
 
     def __init__(self, lmbda: float) -> None:
-        self.lmbda = _check_positive("l1", lmbda, allow_zero=True)
+        self.lmbda = check_positive("l1", lmbda, allow_zero=True)
 
     def penalty(self, weights: Iterable[np.ndarray], n: int) -> float:
         return self.lmbda / n * sum(float(np.abs(w).sum(dtype=np.float64)) for w in weights)
@@ -57,7 +58,7 @@ class MaxNorm:
     """Max-norm constraint ``||w_j||_2 <= c`` on each neuron's incoming weights (a hard constraint, no cost term)."""
 
     def __init__(self, c: float) -> None:
-        self.c = _check_positive("max_norm", c)
+        self.c = check_positive("max_norm", c)
 
     def penalty(self, weights: Iterable[np.ndarray], n: int) -> float:
         return 0.0

@@ -15,31 +15,24 @@ fixed ones) or after an epoch's figures are in (the book's halving rule);
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .optimizers import _check_positive
+from .validation import check_choice, check_float, check_int, check_positive
 from .callbacks import Callback, TrainingState
-from .history import History
+from .history import FIGURES
 
 
 def _check_patience(patience) -> int:
-    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-        raise ValueError(f"The 'patience' parameter must be an integer >= 1. Got {patience!r} instead.")
-    return int(patience)
+    return check_int("patience", patience)
 
 
 def _check_gamma(gamma) -> float:
-    ok = isinstance(gamma, (int, float, np.floating, np.integer)) and not isinstance(gamma, bool)
-    if not (ok and np.isfinite(gamma) and 0 < gamma <= 1):
-        raise ValueError(f"The 'gamma' parameter must be a float in the range (0, 1]. Got {gamma!r} instead.")
-    return float(gamma)
+    return check_float("gamma", gamma, 0.0, 1.0, low_open=True)
 
 
 class Schedule(Callback):
     """A learning rate that is a function of the epoch: ``eta_e = self(e)``, set before each epoch."""
 
     def __init__(self, eta0: float | None = None) -> None:
-        self.eta0 = None if eta0 is None else _check_positive("eta0", eta0)
+        self.eta0 = None if eta0 is None else check_positive("eta0", eta0)
 
     def __call__(self, epoch: int) -> float:
         raise NotImplementedError
@@ -76,8 +69,7 @@ class StepDecay(Schedule):
 
     def __init__(self, step_size: int, gamma: float = 0.5, eta0: float | None = None) -> None:
         super().__init__(eta0)
-        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1:
-            raise ValueError(f"The 'step_size' parameter must be an integer >= 1. Got {step_size!r} instead.")
+        check_int("step_size", step_size)
         self.step_size, self.gamma = int(step_size), _check_gamma(gamma)
 
     def __call__(self, epoch: int) -> float:
@@ -125,13 +117,11 @@ class HalveOnPlateau(Callback):
     def __init__(self, patience: int = 10, monitor: str = "evaluation_accuracy", factor: float = 0.5,
                  min_factor: float = 128.0) -> None:
         self.patience = _check_patience(patience)
-        if monitor not in History.FIGURES:
-            raise ValueError(f"The 'monitor' parameter must be one of {list(History.FIGURES)}. Got {monitor!r} instead.")
-        self.monitor = monitor
+        self.monitor = check_choice("monitor", monitor, FIGURES)
         self.factor = _check_gamma(factor)
         if self.factor == 1:
             raise ValueError("The 'factor' parameter must be a float in the range (0, 1). Got 1.0 instead.")
-        self.min_factor = _check_positive("min_factor", min_factor)
+        self.min_factor = check_positive("min_factor", min_factor)
         self.sign = 1.0 if monitor.endswith("accuracy") else -1.0
         self.eta0: float | None = None
         self.best: float | None = None

@@ -33,7 +33,7 @@ import numpy as np
 
 from .layers import BatchNorm, Stochastic
 from .history import History, format_epoch
-from .validation import check_data, check_int
+from .validation import check_data, check_int, check_positive
 
 #: The largest network (in parameters) whose Hessian :func:`newton` builds by default (a 2,000 x 2,000 matrix).
 MAX_NEWTON_PARAMS = 2000
@@ -265,11 +265,9 @@ def newton(net, training_data, iterations: int = 10, eta: float = 1.0, damping: 
     """
     from scipy.linalg import LinAlgError, cho_factor, cho_solve, eigh
 
-    from .optimizers import _check_positive
-
     iterations = check_int("iterations", iterations)
-    eta = _check_positive("eta", eta)
-    damping = _check_positive("damping", damping, allow_zero=True)
+    eta = check_positive("eta", eta)
+    damping = check_positive("damping", damping, allow_zero=True)
     max_params = check_int("max_params", max_params)
     P = sum(p.size for p in net.parameters())
     if P > max_params:

@@ -11,7 +11,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from .history import FIGURES, DivergenceError, History, format_epoch
 from .layers.base import Stochastic
 from .progress import ProgressBar
 from .regularizers import L1, L2, MaxNorm
-from .validation import check_data, check_int
+from .validation import check_data, check_int, check_positive
 
 # Re-exported: scripts import these from here (their homes are netlearn.callbacks and netlearn.history).
 __all__ = ["fit", "choose_engine", "Callback", "TrainingState", "Monitor", "EpochLog", "History", "FIGURES",
@@ -69,7 +68,7 @@ def _optimizer(optimizer, eta) -> optimizers.Optimizer:
     if isinstance(optimizer, optimizers.Optimizer):
         opt = copy.deepcopy(optimizer)
         if eta is not None:
-            given = optimizers._check_positive("eta", eta)
+            given = check_positive("eta", eta)
             if not math.isclose(given, opt.eta, rel_tol=1e-12, abs_tol=0.0):
                 raise ValueError(f"eta={eta!r} differs from the optimizer's own learning rate {opt.eta!r} "
                                  f"({opt.name}). Leave eta out to train at the optimizer's rate, or build the "

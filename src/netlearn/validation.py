@@ -71,7 +71,58 @@ def check_data(data: Any, n_in: int, n_out: int, dtype: np.dtype, name: str = "t
     return X, y
 
 
-def check_int(name: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"The '{name}' parameter must be an integer >= {low}. Got {value!r} instead.")
+# ---------------------------------------------------------------------------
+# Hyper-parameters: one message form everywhere (scikit-learn's), e.g.
+# "The 'eta' parameter must be a float in the range (0, inf). Got -1 instead."
+# ---------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
+    """An integer in ``[low, high]`` (``high=None``: no upper bound); bools and floats are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        rule = f">= {low}" if high is None else f"in the range [{low}, {high}]"
+        raise ValueError(f"The '{name}' parameter must be an integer {rule}. Got {value!r} instead.")
     return int(value)
+
+
+def _bound(x: float) -> str:
+    return "inf" if x == np.inf else "-inf" if x == -np.inf else f"{x:g}"
+
+
+def check_float(name: str, value: Any, low: float = -np.inf, high: float = np.inf, *,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """A finite number in the range from ``low`` to ``high``, each end closed unless ``*_open``.
+
+    >>> check_float("eta", 0.5, 0, low_open=True)
+    0.5
+    """
+    ok = _is_number(value) and bool(np.isfinite(value))
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo = "(" if low_open or low == -np.inf else "["
+        hi = ")" if high_open or high == np.inf else "]"
+        raise ValueError(f"The '{name}' parameter must be a float in the range {lo}{_bound(low)}, {_bound(high)}{hi}. "
+                         f"Got {value!r} instead.")
+    return float(value)
+
+
+def check_positive(name: str, value: Any, allow_zero: bool = False) -> float:
+    """A finite float in ``(0, inf)``, or ``[0, inf)`` with ``allow_zero``: rates, strengths, widths."""
+    return check_float(name, value, 0.0, low_open=not allow_zero)
+
+
+def check_unit(name: str, value: Any, closed_low: bool = True) -> float:
+    """A float in ``[0, 1)`` (``(0, 1)`` with ``closed_low=False``): probabilities, momentum, decay rates."""
+    return check_float(name, value, 0.0, 1.0, low_open=not closed_low, high_open=True)
+
+
+def check_choice(name: str, value: Any, choices) -> str:
+    """One of ``choices`` (names, compared without case); returns the name as the choices spell it."""
+    if isinstance(value, str):
+        for c in choices:
+            if c.lower() == value.lower():
+                return c
+    raise ValueError(f"The '{name}' parameter must be one of {list(choices)}. Got {value!r} instead.")

@@ -43,6 +43,7 @@ from scipy import ndimage
 
 from ..backend import rng as make_rng
 from ..callbacks import Callback, TrainingState
+from ..validation import check_int
 
 #: The distortions :func:`expand` knows.  :class:`Augment` draws all but ``shifts`` afresh each epoch.
 KINDS = ("shifts", "rotations", "elastic", "noise")
@@ -253,8 +254,7 @@ def expand(X: np.ndarray, y: np.ndarray, kinds: str | Iterable[str] = ("shifts",
     y = np.asarray(y)
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} images but y has {y.shape[0]} labels; they must be equally many.")
-    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
-        raise ValueError(f"The 'copies' parameter must be a whole number >= 1. Got {copies!r} instead.")
+    check_int("copies", copies)
     chosen = parse_kinds(kinds)
     rows_cols = image_shape(X.shape[1], shape) if {"shifts", "rotations", "elastic"} & set(chosen) else None
     if "shifts" in chosen and (isinstance(shift_pixels, bool) or int(shift_pixels) != shift_pixels

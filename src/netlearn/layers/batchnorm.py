@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import as_dtype
-from ..optimizers import _check_positive, _check_unit
+from ..validation import check_int, check_positive, check_unit
 from .base import Module
 
 
@@ -33,11 +33,9 @@ class BatchNorm(Module):
 
     def __init__(self, n: int, eps: float = 1e-5, momentum: float = 0.9, dtype: Any = None) -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"The 'n' parameter must be a positive integer. Got {n!r} instead.")
-        self.n = int(n)
-        self.eps = _check_positive("eps", eps)
-        self.momentum = _check_unit("momentum", momentum)
+        self.n = check_int("n", n)
+        self.eps = check_positive("eps", eps)
+        self.momentum = check_unit("momentum", momentum)
         dt = as_dtype(dtype)
         self.G = np.ones(self.n, dtype=dt)
         self.B = np.zeros(self.n, dtype=dt)

@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..backend import as_dtype, rng as make_rng
+from ..validation import check_int
 from .base import Module
 
 
@@ -25,10 +26,7 @@ class Dense(Module):
     def __init__(self, n_in: int, n_out: int, init: str | Any = "default",
                  seed: int | np.random.Generator | None = None, dtype: Any = None) -> None:
         super().__init__()
-        for name, v in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"The '{name}' parameter must be a positive integer. Got {v!r} instead.")
-        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.n_in, self.n_out = check_int("n_in", n_in), check_int("n_out", n_out)
         self.init = initializers.get(init)
         self.dtype = as_dtype(dtype)
         self.W = np.empty((self.n_in, self.n_out), dtype=self.dtype)

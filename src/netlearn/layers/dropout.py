@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_unit
 from .base import Stochastic
 
 
 def check_probability(name: str, p: float) -> float:
     """A float in ``[0, 1)``: the fraction of units dropped."""
-    ok = isinstance(p, (int, float, np.floating, np.integer)) and not isinstance(p, bool)
-    if not (ok and np.isfinite(p) and 0 <= p < 1):
-        raise ValueError(f"The '{name}' parameter must be a float in the range [0, 1). Got {p!r} instead.")
-    return float(p)
+    return check_unit(name, p)
 
 
 class Dropout(Stochastic):

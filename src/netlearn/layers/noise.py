@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..validation import check_positive
 from .base import Stochastic
 
 
@@ -17,10 +18,7 @@ class GaussianNoise(Stochastic):
 
     def __init__(self, sigma: float = 0.1, seed: int | np.random.Generator | None = None) -> None:
         super().__init__(seed)
-        ok = isinstance(sigma, (int, float, np.floating, np.integer)) and not isinstance(sigma, bool)
-        if not (ok and np.isfinite(sigma) and sigma >= 0):
-            raise ValueError(f"The 'sigma' parameter must be a float in the range [0, inf). Got {sigma!r} instead.")
-        self.sigma = float(sigma)
+        self.sigma = check_positive("sigma", sigma, allow_zero=True)
 
     def forward(self, u: np.ndarray, train: bool = False) -> np.ndarray:
         if not train or self.sigma == 0.0:
