@@ -5,7 +5,7 @@
 >>> net = netlearn.Network([784, 30, 10])
 >>> history = net.fit(training, 30, 10, 0.5, lmbda=5.0, evaluation_data=validation)
 """
-from . import callbacks, costs, data, init, optimizers, schedules, second_order
+from . import callbacks, costs, data, gradcheck, history, init, optimizers, schedules, second_order, training
 from .costs import CrossEntropyCost, HingeCost, LogLikelihoodCost, QuadraticCost
 from .io import ModelFileError, load
 from .callbacks import Checkpoint, EarlyStopping
@@ -23,5 +23,5 @@ __all__ = [
     "Step", "Dropout", "BatchNorm", "GaussianNoise",
     "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2", "MaxNorm",
     "History", "Callback", "EarlyStopping", "Checkpoint", "DivergenceError", "ModelFileError", "load", "costs", "data",
-    "init", "optimizers", "schedules", "second_order", "callbacks",
+    "init", "optimizers", "schedules", "second_order", "callbacks", "gradcheck", "history", "training",
 ]

@@ -1,7 +1,8 @@
-"""Plots as PNG: learning curves of a training run and the book's chapter-3 figures.
+"""Plots (PNG, PDF or SVG, as the suffix says): learning curves, grid heat maps and the book's chapter-3 figures.
 
 ``plot_history`` draws what ``netlearn train --plot`` shows (cost and
-accuracy per epoch, training and evaluation).  The other functions draw the
+accuracy per epoch, training and evaluation), ``plot_grid`` the heat maps
+of ``netlearn grid --plot``.  The other functions draw the
 figures of the book's scripts for ``netlearn reproduce``: the overfitting
 panels with their epoch ranges (``plot_overfitting``, ``plot_curve``,
 ``plot_accuracy_comparison``), training cost for several learning rates
@@ -16,45 +17,127 @@ replaces the file atomically.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import numpy as np
+
+from .history import FIGURES
+
+
+#: The file types a plot can be written as, by suffix (matplotlib's format names).
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+
+
+def plot_format(path: str | os.PathLike) -> str:
+    """The file type for ``path``, from its suffix (``.png``, ``.pdf``, ``.svg``); any other suffix is a ValueError.
+
+    Called before training by the command line, so that a plot that could
+    not be written is refused before the time is spent.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{os.fspath(path)}: a plot's file type follows its suffix; use {', '.join(FORMATS)} "
+                         f"(got {suffix or 'no suffix'}).")
+    return FORMATS[suffix]
+
+
+def _integer_epochs(ax) -> None:
+    """Epochs are whole numbers: no tick at epoch 2.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
-    """Draw the monitored figures of ``history`` (cost left, accuracy right) and save to ``path`` atomically."""
+    """Draw the monitored figures of ``history`` and save them to ``path`` atomically.
+
+    One panel per kind that was monitored: cost (training and evaluation),
+    accuracy (in percent); a kind that was not monitored gets no panel, and a
+    History with neither is a ValueError.  The file type follows the suffix
+    (see :func:`plot_format`).
+    """
     # A bare Figure needs no GUI backend and changes no global matplotlib state.
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 4), dpi=100)
-    axes = fig.subplots(1, 2)
-    for ax, kind in zip(axes, ("cost", "accuracy")):
+    plot_format(path)
+    kinds = [k for k in ("cost", "accuracy") if any(getattr(history, f"{w}_{k}") for w in ("training", "evaluation"))]
+    if not kinds:
+        raise ValueError("Nothing to plot: the History records no cost or accuracy. Monitor at least one figure "
+                         f"({', '.join(FIGURES)}).")
+    fig = Figure(figsize=(5 * len(kinds), 4), dpi=100)
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    for ax, kind in zip(axes, kinds):
         for which in ("training", "evaluation"):
             values = getattr(history, f"{which}_{kind}")
             if values:
                 ys = [100 * v for v in values] if kind == "accuracy" else values
-                ax.plot(range(1, len(values) + 1), ys, label=f"{which} {kind}")
+                ax.plot(range(1, len(values) + 1), ys, label=f"{which} {kind}", marker="." if len(values) < 20 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(kind + (" (%)" if kind == "accuracy" else ""))
+        _integer_epochs(ax)
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend()
-        else:
-            ax.text(0.5, 0.5, f"{kind} not monitored", ha="center", va="center", transform=ax.transAxes)
+        ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, path)
 
 
-def save_figure(fig, path: str | os.PathLike) -> None:
-    """Save a matplotlib figure as PNG via a temporary file and a rename."""
-    from pathlib import Path
+def plot_grid(configs, histories, path: str | os.PathLike, which: str = "validation", title: str = "") -> None:
+    """Heat maps of the best evaluation accuracy of a grid: eta across, lmbda down.
 
+    ``configs[k]`` holds run ``k``'s ``eta``, ``lmbda``, ``mu`` and ``seed``
+    (as ``Population.configs`` does) and ``histories[k]`` its History.  Each
+    value of ``mu`` gets a map of its own (momentum changes the update rule,
+    so its runs are not averaged with others); runs that differ only in their
+    seed are replicates, and a cell shows their mean, which the title says.
+    A run that recorded no accuracy (it diverged at once) counts as 0.
+    """
+    from matplotlib.figure import Figure
+
+    plot_format(path)
+    etas = sorted({c["eta"] for c in configs})
+    lmbdas = sorted({c["lmbda"] for c in configs})
+    mus = sorted({c["mu"] for c in configs})
+    total = np.zeros((len(mus), len(lmbdas), len(etas)))
+    count = np.zeros_like(total)
+    for cfg, h in zip(configs, histories):
+        m, r, c = mus.index(cfg["mu"]), lmbdas.index(cfg["lmbda"]), etas.index(cfg["eta"])
+        total[m, r, c] += max(h.evaluation_accuracy) if h.evaluation_accuracy else 0.0
+        count[m, r, c] += 1
+    best = 100 * total / np.maximum(count, 1)
+    seeds = int(count.max())
+    lo, hi = float(best.min()), float(best.max())
+    fig = Figure(figsize=(len(mus) * (1.2 * len(etas) + 2) + 1.5, 0.8 * len(lmbdas) + 2.8), dpi=100)
+    axes = fig.subplots(1, len(mus), squeeze=False)[0]
+    for m, ax in enumerate(axes):
+        im = ax.imshow(best[m], cmap="viridis", aspect="auto", origin="lower", vmin=lo, vmax=hi)
+        ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
+        ax.set_yticks(range(len(lmbdas)), [f"{lm:g}" for lm in lmbdas])
+        ax.set_xlabel("eta")
+        ax.set_ylabel("lmbda")
+        for r in range(len(lmbdas)):
+            for c in range(len(etas)):
+                ax.text(c, r, f"{best[m, r, c]:.1f}", ha="center", va="center",
+                        color="white" if best[m, r, c] < hi - 0.5 * (hi - lo) else "black")
+        if len(mus) > 1:
+            ax.set_title(f"mu = {mus[m]:g}")
+    fig.colorbar(im, ax=list(axes), label=f"best {which} accuracy (%)")
+    head = title or f"best {which} accuracy"
+    fig.suptitle(head + (f", mean of {seeds} seeds per cell" if seeds > 1 else ""))
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Save a matplotlib figure via a temporary file and a rename; the file type follows the suffix."""
     from .io import temporary_file
 
     path = Path(path)
-    fd, tmp = temporary_file(path, ".png")
+    fmt = plot_format(path)
+    fd, tmp = temporary_file(path, path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
+            fig.savefig(f, format=fmt)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

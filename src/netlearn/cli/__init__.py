@@ -7,6 +7,7 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -83,6 +84,19 @@ def _version() -> str:
     return __version__
 
 
+def _closed_pipe() -> int:
+    """The reader of standard output went away (``netlearn data info | head``): stop quietly.
+
+    Standard output is pointed at the null device, so the interpreter's own
+    flush at exit finds nothing to complain about; the status is 141, the
+    shell's for a command ended by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -90,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that went away shows up here, not as a traceback at exit
+        return status
+    except BrokenPipeError:
+        return _closed_pipe()
     except UsageError as exc:
         return error_exit(str(exc))
     except KeyboardInterrupt:

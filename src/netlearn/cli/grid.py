@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..history import FIGURES
+from ..plot import plot_grid
 from .common import (UsageError, add_data_options, add_network_options, add_split_options, hidden_activation, name_list,
                      positive_int)
 from .train import check_outputs, select_data
@@ -78,8 +79,9 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE", default=None,
                    help='write {"runs": [{"eta", "lmbda", "mu", "seed", "diverged", "history"}, ...]} '
                         '(default: not written)')
-    p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="heat map of the best evaluation accuracy over eta and lmbda (default: no plot)")
+    p.add_argument("--plot", metavar="FILE", default=None,
+                   help="heat map of the best evaluation accuracy over eta and lmbda, one per --mu value, each cell "
+                        "the mean over --seeds; .png, .pdf or .svg, as the suffix says (default: no plot)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.set_defaults(func=run)
 
@@ -129,7 +131,8 @@ def run(args) -> int:
 
         atomic_write_text(args.json, json.dumps(runs_json(pop), indent=1))
     if args.plot:
-        plot_grid(pop, args.plot, args.eval)
+        plot_grid(pop.configs, pop.histories, args.plot, args.eval, title=f"{pop.networks[0].sizes}: best {args.eval} "
+                                                                          f"accuracy")
     return 0
 
 
@@ -158,35 +161,3 @@ def format_table(pop, which: str = "validation") -> str:
             tail += f"  diverged in epoch {div}"
         lines.append(head + "  " + tail)
     return "\n".join(lines)
-
-
-def plot_grid(pop, path, which: str = "validation") -> None:
-    """Heat map of the best evaluation accuracy, eta across and lmbda down (mean over mu and seeds)."""
-    from matplotlib.figure import Figure
-
-    from ..plot import save_figure
-
-    etas = sorted({c["eta"] for c in pop.configs})
-    lmbdas = sorted({c["lmbda"] for c in pop.configs})
-    total = np.zeros((len(lmbdas), len(etas)))
-    count = np.zeros_like(total)
-    for cfg, h in zip(pop.configs, pop.histories):
-        r, c = lmbdas.index(cfg["lmbda"]), etas.index(cfg["eta"])
-        total[r, c] += max(h.evaluation_accuracy) if h.evaluation_accuracy else 0.0
-        count[r, c] += 1
-    best = 100 * total / np.maximum(count, 1)
-    fig = Figure(figsize=(1.2 * len(etas) + 3, 0.8 * len(lmbdas) + 2.5), dpi=100)
-    ax = fig.subplots()
-    im = ax.imshow(best, cmap="viridis", aspect="auto", origin="lower")
-    ax.set_xticks(range(len(etas)), [f"{e:g}" for e in etas])
-    ax.set_yticks(range(len(lmbdas)), [f"{lm:g}" for lm in lmbdas])
-    ax.set_xlabel("eta")
-    ax.set_ylabel("lmbda")
-    for r in range(len(lmbdas)):
-        for c in range(len(etas)):
-            ax.text(c, r, f"{best[r, c]:.1f}", ha="center", va="center",
-                    color="white" if best[r, c] < best.max() - 0.5 * np.ptp(best) else "black")
-    fig.colorbar(im, ax=ax, label=f"best {which} accuracy (%)")
-    ax.set_title(f"{pop.networks[0].sizes}: best {which} accuracy")
-    fig.tight_layout()
-    save_figure(fig, path)

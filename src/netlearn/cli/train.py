@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .. import history
+from ..plot import plot_format
 from . import augmentation, techniques
 from .common import (UsageError, add_data_options, hidden_activation, add_network_options, add_split_options, load_data, name_list,
                      nonneg_float, positive_float, positive_int)
@@ -95,6 +96,11 @@ def check_outputs(args) -> None:
             parent = Path(path).expanduser().resolve().parent
             if not parent.is_dir():
                 raise UsageError(f"--{opt} {path}: the folder {parent} does not exist.")
+    if getattr(args, "plot", None) is not None:
+        try:
+            plot_format(args.plot)
+        except ValueError as exc:
+            raise UsageError(f"--plot {exc}") from None
 
 
 def run(args) -> int:
@@ -103,6 +109,9 @@ def run(args) -> int:
     check_outputs(args)
     techniques.check(args)
     flags = techniques.extend_monitor(args, monitor_flags(args))
+    if args.plot is not None and not any(flags.values()):
+        raise UsageError(f"--plot {args.plot}: nothing is monitored, so there is nothing to plot; name a figure with "
+                         f"--monitor ({', '.join(FIGURES)}).")
     net = build_network(args)
     training, evaluation = select_data(args)
     training = augmentation.expand_training(args, training)
@@ -144,8 +153,9 @@ def write_outputs(args, net, history) -> None:
 
         plot_history(history, args.plot, title=f"{net.sizes} eta={args.eta} lmbda={args.lmbda}")
     if history.evaluation_accuracy:
+        # With early stopping the network ends with the best epoch's weights: "final" is theirs.
         best = max(history.evaluation_accuracy)
-        print(f"final {args.eval} accuracy {100 * history.evaluation_accuracy[-1]:.2f}% "
+        print(f"final {args.eval} accuracy {100 * history.kept('evaluation_accuracy'):.2f}% "
               f"(best {100 * best:.2f}%)")
     if history.best_epoch is not None:
         print(f"kept the weights of epoch {history.best_epoch} of {history.epochs}")

@@ -238,7 +238,9 @@ def download(dataset: str = "mnist", root: str | os.PathLike | None = None, *, c
         raise DownloadError(
             f"{dataset} files missing from {folder}: {names} (download failed -- {first_reason}). "
             f"Fetch them by hand from {bases[0]} (or {', '.join(bases[1:]) or 'another mirror'}) and put them "
-            f"into {folder}, or point NETLEARN_DATA / --data-dir at a root whose {DATASETS[dataset]}/ holds them.")
+            f"into {folder}, or point NETLEARN_DATA / --data-dir at a root whose {DATASETS[dataset]}/ holds them, "
+            f"or name a mirror you can reach: netlearn data download --mirror URL (a base URL such as "
+            f"file:///media/mnist/; in Python, download(..., mirrors=[URL])).")
     return written
 
 
