@@ -90,8 +90,7 @@ class Monitor(Callback):
 
     def __init__(self, training_cost: bool = False, training_accuracy: bool = False,
                  evaluation_cost: bool = False, evaluation_accuracy: bool = False) -> None:
-        self.flags = {"training_cost": training_cost, "training_accuracy": training_accuracy,
-                      "evaluation_cost": evaluation_cost, "evaluation_accuracy": evaluation_accuracy}
+        self.flags = dict(zip(FIGURES, (training_cost, training_accuracy, evaluation_cost, evaluation_accuracy)))
 
     def on_epoch_end(self, state: TrainingState) -> None:
         net, h, n = state.net, state.history, state.training_data[0].shape[0]

@@ -179,7 +179,9 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     mini-batch of 32 or more examples between (default: the environment
     variable ``NETLEARN_THREADS``, else the available cores, at most 4, and at
     least 25 examples per thread); the numbers do not depend on it beyond
-    float32 rounding.
+    float32 rounding.  While fit runs, matrix products too small to share
+    between threads run on one BLAS thread; the BLAS gets its own thread count
+    back when fit returns (see :mod:`netlearn.blas`).
 
     Returns a :class:`History`.  If the weights become NaN or infinite, the
     network is set back to the weights at the end of the last good epoch and
