@@ -22,6 +22,7 @@ FILES = {
     "weight-init": ["weight-init.json", "weight_initialization_30.png", "weight_initialization_100.png"],
     "multiple-eta": ["multiple-eta.json", "multiple_eta.png"],
     "more-data": ["more-data.json", "more_data.png", "more_data_log.png"],
+    "slowdown": ["slowdown.json", "slowdown_0.6_0.9.png", "slowdown_2_2.png"],
 }
 
 
@@ -208,3 +209,68 @@ def test_more_data_no_svm(data_root, tmp_path, capsys):
     assert "--no-svm" in capsys.readouterr().out
     doc = json.loads((tmp_path / "more-data" / "more-data.json").read_text())
     assert doc["svm"] == [] and "--no-svm" in doc["svm_note"]
+
+
+# -- slowdown: one sigmoid neuron ------------------------------------------------------------------
+
+def test_slowdown_json_matches_the_contract_and_the_book(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NETLEARN_DATA", raising=False)
+    # No MNIST anywhere: slowdown makes its own one example, so an absent data root does not matter.
+    assert main(["reproduce", "slowdown", "--out", str(tmp_path), "--data-dir", str(tmp_path / "absent")]) == 0
+    doc = json.loads((tmp_path / "slowdown" / "slowdown.json").read_text())
+    runs = doc["runs"]
+    assert [(r["cost"], r["w"], r["b"], r["eta"]) for r in runs] == [
+        (c, w, b, e) for w, b in ((0.6, 0.9), (2.0, 2.0))
+        for c, e in (("quadratic", 0.15), ("cross-entropy", 0.15), ("cross-entropy", 0.005))]
+    for r in runs:
+        assert len(r["output"]) == len(r["cost_value"]) == 301
+        z = r["w"] + r["b"]
+        assert r["output"][0] == pytest.approx(1 / (1 + np.exp(-z)))  # before training: sigma(w * 1 + b)
+        assert all(b <= a for a, b in zip(r["cost_value"], r["cost_value"][1:]))  # gradient descent on one example
+    quad = {(r["w"], r["b"]): r for r in runs if r["cost"] == "quadratic"}
+    # The book: 0.82 -> about 0.09 from 0.6/0.9; 0.98 -> about 0.20 from 2/2, after a long plateau.
+    assert quad[(0.6, 0.9)]["output"][-1] == pytest.approx(0.09, abs=0.01)
+    assert quad[(2.0, 2.0)]["output"][-1] == pytest.approx(0.20, abs=0.01)
+    plateau = quad[(2.0, 2.0)]["output"]
+    assert plateau[0] - plateau[100] < 0.02  # the learning slowdown: 100 epochs barely move it
+    ce = next(r for r in runs if (r["cost"], r["w"], r["eta"]) == ("cross-entropy", 2.0, 0.15))
+    assert ce["output"][0] - ce["output"][100] > 0.9  # cross-entropy learns fastest when most wrong
+    # The quadratic cost is (y - a)^2 / 2 with y = 0.
+    assert quad[(0.6, 0.9)]["cost_value"][-1] == pytest.approx(quad[(0.6, 0.9)]["output"][-1] ** 2 / 2)
+    for name in ("slowdown_0.6_0.9.png", "slowdown_2_2.png"):
+        assert (tmp_path / "slowdown" / name).read_bytes()[:8] == PNG
+    assert "0.20 from w,b = 2,2" in capsys.readouterr().out
+
+
+def test_book_evaluation_cost_divides_the_l2_term_by_the_evaluated_set():
+    from netlearn import Network
+    from netlearn.experiments.common import BookEvaluationCost
+
+    g = np.random.default_rng(3)
+    X = g.random((60, 784), dtype=np.float32)
+    y = g.integers(0, 10, 60)
+    train_set, test_set = (X[:40], y[:40]), (X[40:], y[40:])  # 40 training images, 20 evaluated
+    net = Network([784, 5, 10], seed=1)
+    book = BookEvaluationCost()
+    h = net.fit(train_set, 2, 10, 0.5, lmbda=5.0, evaluation_data=test_set, seed=1, callbacks=[book],
+                monitor_evaluation_cost=True)
+    assert len(book.values) == 2
+    # The book's total_cost(test_data, lmbda): the L2 term over len(test_data) (netlearn's default n).
+    assert book.values[-1] == pytest.approx(net.total_cost(test_set, lmbda=5.0), rel=1e-5)
+    assert h.evaluation_cost[-1] == pytest.approx(net.total_cost(test_set, lmbda=5.0, n=40), rel=1e-5)
+    assert book.values[-1] > h.evaluation_cost[-1]  # 1/20 > 1/40
+
+
+def test_book_figures_count_epochs_from_zero_and_keep_the_books_ranges():
+    from matplotlib.figure import Figure
+
+    from netlearn import plot
+
+    ax = Figure().subplots()
+    plot._epochs_axis(ax, [0.5, 0.6, 0.7], 0, None, True, plot.BOOK_BLUE)
+    assert list(ax.lines[0].get_xdata()) == [0, 1, 2]  # the value after the first epoch sits at epoch 0
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([50, 60, 70])
+    plot.book_ylim(ax, [91.0, 97.5], 90, 100)
+    assert ax.get_ylim() == (90, 100)
+    plot.book_ylim(ax, [72.0, 97.5], 90, 100)  # a curve below the range widens it, in steps of 5
+    assert ax.get_ylim() == (70, 100)
