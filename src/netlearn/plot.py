@@ -101,12 +101,15 @@ def _epochs_axis(ax, values, xmin: int, xmax: int | None, percent: bool, color: 
     training, as in History) is drawn at epoch ``i``: the book plots
     ``np.arange(xmin, num_epochs)`` against ``values[xmin:num_epochs]``.
     """
+    from matplotlib.ticker import MaxNLocator
+
     n = len(values)
     xmax = n if xmax is None else min(xmax, n)
     xs = list(range(xmin, xmax))
     ys = [(100 * v if percent else v) for v in values[xmin:xmax]]
     ax.plot(xs, ys, color=color, label=label, marker=marker, markersize=4 if marker else None)
     ax.set_xlim(xmin, max(xmax, xmin + 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.grid(True, alpha=0.3)
     ax.set_xlabel("Epoch")
     return ys
@@ -197,7 +200,7 @@ def plot_accuracy_comparison(history, path: str | os.PathLike, title: str = "", 
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(title)
     if ax.lines:
-        fig.legend(loc="outside lower center", ncols=2)
+        fig.legend(loc="outside lower center")
     save_figure(fig, path)
 
 
@@ -241,7 +244,7 @@ def plot_weight_init(default_accuracy, large_accuracy, path: str | os.PathLike, 
     book_ylim(ax, ys, *WEIGHT_INIT_YLIM)
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(title or "Classification accuracy")
-    fig.legend(loc="outside lower center", ncols=2)
+    fig.legend(loc="outside lower center")
     save_figure(fig, path)
 
 
