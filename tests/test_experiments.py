@@ -23,6 +23,8 @@ FILES = {
     "multiple-eta": ["multiple-eta.json", "multiple_eta.png"],
     "more-data": ["more-data.json", "more_data.png", "more_data_log.png"],
     "slowdown": ["slowdown.json", "slowdown_0.6_0.9.png", "slowdown_2_2.png"],
+    "hidden-100": ["hidden-100.json", "hidden_100.png"],
+    "expanded": ["expanded.json", "expanded.png", "expanded_log.png"],
 }
 
 
@@ -274,3 +276,19 @@ def test_book_figures_count_epochs_from_zero_and_keep_the_books_ranges():
     assert ax.get_ylim() == (90, 100)
     plot.book_ylim(ax, [72.0, 97.5], 90, 100)  # a curve below the range widens it, in steps of 5
     assert ax.get_ylim() == (70, 100)
+
+
+def test_hidden_100_and_expanded_settings(all_quick):
+    out, _ = all_quick
+    doc = json.loads((out / "hidden-100" / "hidden-100.json").read_text())
+    got = [(r["settings"]["sizes"], r["settings"]["eta"], r["settings"]["lmbda"], r["settings"]["init"],
+            len(r["history"]["evaluation_accuracy"])) for r in doc["runs"]]
+    assert got == [([784, 100, 10], 0.5, 5.0, "large", 3), ([784, 100, 10], 0.1, 5.0, "large", 6)]  # quick epochs
+    assert [r["settings"]["book_validation_accuracy"] for r in doc["runs"]] == [0.9792, 0.9804]
+    doc = json.loads((out / "expanded" / "expanded.json").read_text())
+    (r,) = doc["runs"]  # only 100 training images in the tiny data
+    assert r["size"] == 100 and r["unexpanded"]["images"] == 100 and r["expanded"]["images"] == 500
+    # The book's rule, 15,000 examples per quick run: 150 epochs of 100 images, 30 of 500; lmbda 0.0001 per image.
+    assert (r["unexpanded"]["epochs"], r["expanded"]["epochs"]) == (150, 30)
+    assert r["unexpanded"]["lmbda"] == pytest.approx(0.01) and r["expanded"]["lmbda"] == pytest.approx(0.05)
+    assert all(0 <= r[k]["validation_accuracy"] <= 1 for k in ("unexpanded", "expanded"))

@@ -13,6 +13,16 @@ from netlearn.search import book
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def write_idx(path, a: np.ndarray) -> None:
+    """A gzipped IDX file of unsigned bytes, as MNIST ships them."""
+    import gzip
+
+    a = np.ascontiguousarray(a, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header + a.tobytes())
+
+
 # -- step 1: the learning-rate threshold -------------------------------------------------------------
 
 def falling(c0: float = 3.0, epochs: int = 3) -> list[float]:
@@ -198,3 +208,39 @@ def test_tune_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tune", "--batch-sizes", "10,0"])
     assert exc.value.code == 2
+
+
+def test_batch_size_keeps_the_incumbent_within_noise():
+    curves = {10: ([1.0] * 4, [0.95, 0.96, 0.965, 0.966]), 20: ([0.8] * 5, [0.95, 0.962, 0.966, 0.9665, 0.967])}
+    best, _ = book.choose_batch_size(curves, t=4.0, start=0.1)
+    assert best == 20  # a little faster
+    se = book.standard_error(0.966, 10_000)
+    assert se == pytest.approx((0.966 * 0.034 / 10_000) ** 0.5)
+    assert book.choose_batch_size(curves, t=4.0, start=0.1, incumbent=10, margin=se)[0] == 10  # within noise
+    assert book.choose_batch_size(curves, t=4.0, start=0.1, incumbent=10, margin=0.0001)[0] == 20
+
+
+def test_tune_cli_writes_json_model_and_one_figure_per_step(tmp_path, capsys):
+    from netlearn import load
+
+    root = tmp_path / "data"
+    (root / "mnist").mkdir(parents=True)
+    g = np.random.default_rng(0)
+    for prefix, n in (("train", 10_200), ("t10k", 100)):  # 200 training images after the 10,000 validation ones
+        write_idx(root / "mnist" / f"{prefix}-images-idx3-ubyte.gz", (g.random((n, 28, 28)) < 0.1) * 255)
+        write_idx(root / "mnist" / f"{prefix}-labels-idx1-ubyte.gz", g.integers(0, 10, n))
+    out = tmp_path / "out"
+    out.mkdir()
+    status = main(["tune", "--data-dir", str(root), "--layers", "784,8,10", "--epochs", "4", "--patience", "2",
+                   "--threshold-images", "100", "--batch-sizes", "10,20", "--batch-seconds", "0.01",
+                   "--json", str(out / "tune.json"), "--save", str(out / "net.json"), "--plot", str(out / "plots"),
+                   "--quiet"])
+    assert status == 0
+    text = capsys.readouterr().out
+    assert text.startswith("tuned: eta=") and len(text.strip().splitlines()) == 1  # --quiet: the final line only
+    doc = json.loads((out / "tune.json").read_text())
+    assert set(doc) >= {"eta_threshold", "eta", "lmbda", "epochs", "batch_size", "steps", "final"}
+    assert all(set(s) >= {"name", "tried", "observed", "decision"} for s in doc["steps"])
+    net = load(out / "net.json")
+    assert net.sizes == [784, 8, 10]
+    assert len(list((out / "plots").glob("step*.png"))) == 5

@@ -38,6 +38,8 @@ EXPERIMENTS: dict[str, str] = {
     "multiple-eta": "multiple_eta",
     "more-data": "more_data",
     "slowdown": "slowdown",
+    "hidden-100": "hidden_100",
+    "expanded": "expanded",
 }
 
 __all__ = ["EXPERIMENTS", "BOOK_SEED", "Context", "ExperimentError", "Summary", "describe", "needs_data", "run",

@@ -23,7 +23,14 @@ what it tried, what it saw and what it decided:
    beats the fixed eta.
 5. **Mini-batch size** by wall-clock time: the size whose validation
    accuracy rises fastest per second of training (the book notes this is
-   nearly independent of the other choices).
+   nearly independent of the other choices).  The size the other choices
+   were made with stays unless another beats it by more than the validation
+   accuracy's standard error.
+
+The final network has the chosen settings; when step 5 keeps the mini-batch
+size, the run of step 4 (schedule) or step 3 (fixed eta) already is that
+network -- same settings, same seed -- and is not trained twice.  It is
+evaluated on the validation and the test data.
 
 The candidates of each step train together as one
 :class:`netlearn.Population` (the same initial weights and the same
@@ -203,17 +210,29 @@ def accuracy_at(seconds: Sequence[float], accuracies: Sequence[float], t: float,
 
 
 def choose_batch_size(curves: dict[int, tuple[Sequence[float], Sequence[float]]], t: float,
-                      start: float = 0.0) -> tuple[int, dict[int, float]]:
+                      start: float = 0.0, incumbent: int | None = None,
+                      margin: float = 0.0) -> tuple[int, dict[int, float]]:
     """The mini-batch size whose validation accuracy gains most per second, measured at ``t`` seconds.
 
     ``curves`` maps each size to ``(epoch_seconds, accuracies)``.  Each is read
     at the same wall-clock time ``t`` (see :func:`accuracy_at`); the rate is
-    ``(accuracy(t) - start) / t``.  Returns the best size (the smaller one
-    among equals) and each size's rate.
+    ``(accuracy(t) - start) / t``.  The best size (the smaller one among
+    equals) replaces ``incumbent`` -- the size the other hyper-parameters
+    were chosen with -- only if its accuracy at ``t`` is higher by more than
+    ``margin`` (e.g. the validation accuracy's standard error: smaller
+    differences are noise).  Returns the chosen size and each size's rate.
     """
     rates = {m: (accuracy_at(s, a, t, start) - start) / t for m, (s, a) in curves.items()}
     best = max(sorted(rates), key=lambda m: rates[m])
+    if incumbent in rates and (rates[best] - rates[incumbent]) * t <= margin:
+        best = incumbent
     return best, rates
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """The standard error ``sqrt(p (1 - p) / n)`` of an accuracy ``p`` measured on ``n`` examples."""
+    p = min(max(float(accuracy), 0.0), 1.0)
+    return math.sqrt(p * (1 - p) / max(n, 1))
 
 
 def _fmt(v: float) -> str:
@@ -451,7 +470,7 @@ def _step_epochs(s: _Setup, eta: float, patience: int, max_epochs: int) -> tuple
 
 
 def _step_lambda(s: _Setup, eta: float, epochs: int, lmbda_start: float,
-                 eta_threshold: float) -> tuple[Step, float, float, float]:
+                 eta_threshold: float) -> tuple[Step, float, float, float, Network, History]:
     step = Step("lambda")
     t0 = time.perf_counter()
     s.log(f"step 3, lambda: 0, then {_fmt(lmbda_start)}, then factors of ten, at eta = {_fmt(eta)}, {epochs} epochs, "
@@ -470,7 +489,7 @@ def _step_lambda(s: _Setup, eta: float, epochs: int, lmbda_start: float,
     refine = [order * r for r in LAMBDA_REFINE] if order else [0.0]
     etas = sorted({min(eta * r, eta_threshold) for r in ETA_RECHECK})
     grid = [(e, lm) for e in etas for lm in refine]
-    hs, _, how = s.together([e for e, _ in grid], [lm for _, lm in grid], epochs)
+    hs, nets, how = s.together([e for e, _ in grid], [lm for _, lm in grid], epochs)
     best_scores = [_best(h) for h in hs]
     k = best_candidate(best_scores)
     eta_new, lmbda = grid[k]
@@ -486,11 +505,11 @@ def _step_lambda(s: _Setup, eta: float, epochs: int, lmbda_start: float,
                      f"best with {_pct(best_scores[k])}; {eta_text}")
     step.seconds = time.perf_counter() - t0
     s.log(f"  decided lmbda = {_fmt(lmbda)} ({_pct(best_scores[k])}); {eta_text}")
-    return step, lmbda, eta_new, best_scores[k]
+    return step, lmbda, eta_new, best_scores[k], nets[k], hs[k]
 
 
 def _step_schedule(s: _Setup, eta: float, lmbda: float, epochs: int, fixed_best: float, patience: int,
-                   max_epochs: int) -> tuple[Step, bool, int]:
+                   max_epochs: int) -> tuple[Step, bool, int, Network, History]:
     step = Step("learning-rate schedule")
     t0 = time.perf_counter()
     s.log(f"step 4, learning-rate schedule: from eta = {_fmt(eta)}, halve at each no-improvement-in-{patience} "
@@ -501,6 +520,7 @@ def _step_schedule(s: _Setup, eta: float, lmbda: float, epochs: int, fixed_best:
                     seed=s.seed, callbacks=[HalveOnPlateau(patience)], threads=s.threads)
         acc, etas = h.evaluation_accuracy, h.eta
     except DivergenceError:
+        h = History()
         acc, etas = [], []
     best = max(acc, default=-math.inf)
     ended = 0 < len(acc) < max_epochs  # only the schedule stops a run early
@@ -516,7 +536,7 @@ def _step_schedule(s: _Setup, eta: float, lmbda: float, epochs: int, fixed_best:
     step.seconds = time.perf_counter() - t0
     s.log(f"  saw   {seen}")
     s.log(f"  decided {'use the halving schedule' if used else 'keep eta fixed'}, {n} epochs")
-    return step, used, n
+    return step, used, n, net, h
 
 
 def _step_batch(s: _Setup, eta: float, lmbda: float, sizes: Sequence[int], seconds: float,
@@ -541,16 +561,22 @@ def _step_batch(s: _Setup, eta: float, lmbda: float, sizes: Sequence[int], secon
     if not curves:
         step.decision = f"every size diverged: keeping {s.batch_size}"
         return step, s.batch_size
-    best, rates = choose_batch_size(curves, seconds, acc0)
+    # The mini-batch size the other choices were made with stays unless another is better by more than noise.
+    incumbent = s.batch_size if s.batch_size in curves else None
+    margin = standard_error(accuracy_at(*curves[incumbent], seconds, acc0), s.validation[0].shape[0]) \
+        if incumbent is not None else 0.0
+    best, rates = choose_batch_size(curves, seconds, acc0, incumbent, margin)
     for o in step.observed:
         o["accuracy_at_budget"] = accuracy_at(o["epoch_seconds"], o["evaluation_accuracy"], seconds, acc0)
         o["points_per_second"] = 100 * rates[o["batch_size"]]
     seen = ", ".join(f"{m}: {100 * accuracy_at(*curves[m], seconds, acc0):.2f}% ({100 * rates[m]:.2f} points/s)"
                      for m in curves)
-    step.decision = f"after {seconds:g} s: {seen}: mini-batch size {best}"
+    kept = (f"; none beats {incumbent} by more than the validation accuracy's standard error "
+            f"({100 * margin:.2f} points)" if best == incumbent and incumbent is not None else "")
+    step.decision = f"after {seconds:g} s: {seen}{kept}: mini-batch size {best}"
     step.seconds = time.perf_counter() - t0
     s.log(f"  saw   {seen}")
-    s.log(f"  decided mini-batch size {best}")
+    s.log(f"  decided mini-batch size {best}{kept}")
     return step, best
 
 
@@ -601,23 +627,31 @@ def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = 
     eta = eta_threshold / 2
     step, epochs = _step_epochs(s, eta, patience, max_epochs)
     steps.append(step)
-    step, lmbda, eta, fixed_best = _step_lambda(s, eta, epochs, lmbda_start, eta_threshold)
+    step, lmbda, eta, fixed_best, fixed_net, fixed_h = _step_lambda(s, eta, epochs, lmbda_start, eta_threshold)
     steps.append(step)
-    step, use_schedule, epochs_final = _step_schedule(s, eta, lmbda, epochs, fixed_best, patience, max_epochs)
+    step, use_schedule, epochs_final, sched_net, sched_h = _step_schedule(s, eta, lmbda, epochs, fixed_best,
+                                                                          patience, max_epochs)
     steps.append(step)
     step, batch = _step_batch(s, eta, lmbda, batch_sizes, batch_seconds, max_epochs)
     steps.append(step)
 
     log(f"final: eta = {_fmt(eta)}, lmbda = {_fmt(lmbda)}, mini-batch size {batch}, "
         + (f"halving schedule (at most {max_epochs} epochs)" if use_schedule else f"{epochs_final} epochs"))
-    net = s.network_for()
     t0 = time.perf_counter()
-    callbacks = [HalveOnPlateau(patience)] if use_schedule else []
-    h = net.fit(training_data, max_epochs if use_schedule else epochs_final, batch, eta, lmbda=lmbda,
-                evaluation_data=validation_data, seed=seed, callbacks=callbacks, threads=threads)
+    if batch == batch_size:
+        # The final settings are those of a run already made (same seed: same weights), so it is the final network.
+        net, h = (sched_net, sched_h) if use_schedule else (fixed_net, fixed_h)
+        made = "step 4's run" if use_schedule else "step 3's best run"
+        log(f"  the final network is {made}: same settings, same seed")
+    else:
+        made = "trained anew"
+        net = s.network_for()
+        callbacks = [HalveOnPlateau(patience)] if use_schedule else []
+        h = net.fit(training_data, max_epochs if use_schedule else epochs_final, batch, eta, lmbda=lmbda,
+                    evaluation_data=validation_data, seed=seed, callbacks=callbacks, threads=threads)
     final = {"validation_accuracy": net.accuracy(validation_data),
              "test_accuracy": net.accuracy(test_data) if test_data is not None else None,
-             "epochs": h.epochs, "seconds": round(time.perf_counter() - t0, 3),
+             "epochs": h.epochs, "seconds": round(time.perf_counter() - t0, 3), "network": made,
              "evaluation_accuracy": list(h.evaluation_accuracy), "eta": list(h.eta)}
     log(f"  validation accuracy {_pct(final['validation_accuracy'])}"
         + (f", test accuracy {_pct(final['test_accuracy'])}" if test_data is not None else "")
