@@ -669,6 +669,7 @@ def plot_steps(result: dict, folder: str | os.PathLike) -> list[str]:
 
     from matplotlib import colormaps
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     from ..plot import BOOK_BLUE, BOOK_ORANGE, save_figure
 
@@ -679,8 +680,11 @@ def plot_steps(result: dict, folder: str | os.PathLike) -> list[str]:
 
     def finish(fig, ax, name: str, title: str) -> None:
         ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            fig.legend(loc="outside right upper", fontsize="small")
+        if ax.get_xlabel() == "Epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+        if handles:  # below the axes, clear of the curves (and of a second y axis)
+            fig.legend(loc="outside lower center", fontsize="small", ncols=min(3, len(handles)))
         fig.suptitle(title)
         path = folder / name
         save_figure(fig, path)
@@ -699,6 +703,7 @@ def plot_steps(result: dict, folder: str | os.PathLike) -> list[str]:
                         color=cmap(i / max(len(obs) - 1, 1)), label=f"$\\eta$ = {o['eta']:g} ({o['verdict']})")
             ax.set_yscale("log")
             ax.set_xlabel("Epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("Training cost")
             ax.set_title("by factors of ten" if "coarse" in stages else "refined")
             ax.grid(True, alpha=0.3)
@@ -769,6 +774,9 @@ def plot_steps(result: dict, folder: str | os.PathLike) -> list[str]:
         if st["tried"]:
             ax.axvline(st["tried"][0]["seconds"], color="0.5", ls=":")
             ax.set_xlim(0, st["tried"][0]["seconds"] * 1.5)
+        after_one = [100 * o["evaluation_accuracy"][0] for o in st["observed"] if o["evaluation_accuracy"]]
+        if after_one:  # from the lowest accuracy after one epoch: the untrained start would squash the curves
+            ax.set_ylim(5 * math.floor(min(after_one) / 5), 100)
         ax.set_xlabel("Training time (s)")
         ax.set_ylabel("Validation accuracy (%)")
         finish(fig, ax, "step5_batch_size.png", "Step 5: accuracy against wall-clock time")
