@@ -187,11 +187,11 @@ def test_tune_falls_back_to_single_networks_when_the_population_cannot_train_it(
     # use_population=False is the path taken when the population's kernels refuse an architecture.
     s = book._Setup([16, 6, 3], {"activation": "sigmoid", "cost": "cross-entropy", "init": "default", "output": None},
                     tiny_data(60, 1), tiny_data(30, 2), 0, 10, 1, lambda line: None, use_population=False)
-    hs, nets, how = s.together([0.5, 1.0], [0.0, 0.1], 2)
+    hs, nets, diverged, how = s.together([0.5, 1.0], [0.0, 0.1], 2)
     assert how == "2 networks one after another" and len(hs) == 2 and all(len(h.evaluation_accuracy) == 2 for h in hs)
     s2 = book._Setup(s.sizes, s.network, s.training, s.validation, 0, 10, 1, lambda line: None)
-    hs2, _, how2 = s2.together([0.5, 1.0], [0.0, 0.1], 2)
-    assert how2 == "one population of 2"
+    hs2, _, diverged2, how2 = s2.together([0.5, 1.0], [0.0, 0.1], 2)
+    assert how2 == "one population of 2" and diverged == diverged2 == [False, False]
     # The same initial weights and shuffles: the population's members are the single networks (float32 rounding).
     for a, b in zip(hs, hs2):
         assert a.evaluation_accuracy == pytest.approx(b.evaluation_accuracy, abs=0.04)
@@ -244,3 +244,13 @@ def test_tune_cli_writes_json_model_and_one_figure_per_step(tmp_path, capsys):
     net = load(out / "net.json")
     assert net.sizes == [784, 8, 10]
     assert len(list((out / "plots").glob("step*.png"))) == 5
+
+
+def test_a_diverged_candidate_is_never_the_best():
+    s = book._Setup([16, 6, 3], {"activation": "sigmoid", "cost": "cross-entropy", "init": "default", "output": None},
+                    tiny_data(60, 1), tiny_data(30, 2), 0, 10, 1, lambda line: None)
+    # Sigmoid units keep every gradient bounded, so only a step near float32's largest number overflows the weights.
+    hs, _, diverged, _ = s.together([0.5, 3e38], [0.0, 0.0], 3)
+    assert diverged == [False, True]
+    scores = [book._best(h, d) for h, d in zip(hs, diverged)]
+    assert scores[1] == -math.inf and book.best_candidate(scores) == 0

@@ -265,12 +265,14 @@ class _Setup:
         return Network(self.sizes, seed=self.seed if seed is None else seed, **self.network)
 
     def together(self, etas: Sequence[float], lmbdas: Sequence[float], epochs: int, training=None,
-                 evaluation: bool = True, training_cost: bool = False) -> tuple[list[History], list[Network], str]:
+                 evaluation: bool = True,
+                 training_cost: bool = False) -> tuple[list[History], list[Network], list[bool], str]:
         """Train one candidate per (eta, lmbda) from the same initial weights and shuffles.
 
         Returns their Histories (one entry per trained epoch; a candidate that
-        diverged stops early), their trained networks and how they were
-        trained ("one population" or "one network each").
+        diverged stops early), their trained networks, which of them diverged
+        and how they were trained ("one population of K" or "K networks one
+        after another").
         """
         training = self.training if training is None else training
         flags = dict(monitor_training_cost=training_cost, monitor_evaluation_accuracy=evaluation)
@@ -285,18 +287,20 @@ class _Setup:
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence freezes a member; it is reported
                     hs = pop.fit(training, epochs, self.batch_size, evaluation_data, seed=self.seed,
                                  threads=self.threads, **flags)
-                return hs, pop.networks, f"one population of {len(etas)}"
-        hs, nets = [], []
+                return hs, pop.networks, [d is not None for d in pop.diverged], f"one population of {len(etas)}"
+        hs, nets, diverged = [], [], []
         for eta, lm in zip(etas, lmbdas):
             net = self.network_for()
             try:
                 h = net.fit(training, epochs, self.batch_size, eta, lmbda=lm, evaluation_data=evaluation_data,
                             seed=self.seed, threads=self.threads, **flags)
+                diverged.append(False)
             except DivergenceError:
                 h = History()  # diverged: nothing usable recorded
+                diverged.append(True)
             hs.append(h)
             nets.append(net)
-        return hs, nets, f"{len(etas)} networks one after another"
+        return hs, nets, diverged, f"{len(etas)} networks one after another"
 
 
 class _TimeBudget(Callback):
@@ -348,8 +352,9 @@ class TuneResult:
                 "steps": [s.to_dict() for s in self.steps], "final": self.final, "seconds": round(self.seconds, 3)}
 
 
-def _best(h: History) -> float:
-    return max(h.evaluation_accuracy) if h.evaluation_accuracy else -math.inf
+def _best(h: History, diverged: bool = False) -> float:
+    """A candidate's best validation accuracy; ``-inf`` for one that diverged (never chosen)."""
+    return max(h.evaluation_accuracy) if h.evaluation_accuracy and not diverged else -math.inf
 
 
 def _pct(a: float) -> str:
@@ -421,7 +426,8 @@ def _step_threshold(s: _Setup, eta_start: float, images: int, window: int) -> tu
           f"in the first {window} epochs (before training: {c0:.3f})")
 
     def run(etas: list[float], stage: str) -> list[list[float]]:
-        hs, _, how = s.together(etas, [0.0] * len(etas), window, training=sub, evaluation=False, training_cost=True)
+        hs, _, _, how = s.together(etas, [0.0] * len(etas), window, training=sub, evaluation=False,
+                                   training_cost=True)  # a diverged member's curve stops short: "diverged"
         curves = [[c0, *h.training_cost] for h in hs]
         verdicts = [cost_verdict(c, window) for c in curves]
         step.tried.append({"stage": stage, "eta": list(etas)})
@@ -476,8 +482,8 @@ def _step_lambda(s: _Setup, eta: float, epochs: int, lmbda_start: float,
     s.log(f"step 3, lambda: 0, then {_fmt(lmbda_start)}, then factors of ten, at eta = {_fmt(eta)}, {epochs} epochs, "
           "best validation accuracy")
     lambdas = sorted({0.0, *(lmbda_start * v for v in LAMBDAS if v)})
-    hs, _, how = s.together([eta] * len(lambdas), lambdas, epochs)
-    scores = {lm: _best(h) for lm, h in zip(lambdas, hs)}
+    hs, _, diverged, how = s.together([eta] * len(lambdas), lambdas, epochs)
+    scores = {lm: _best(h, d) for lm, h, d in zip(lambdas, hs, diverged)}
     step.tried.append({"stage": "orders of magnitude", "eta": eta, "lmbda": lambdas, "epochs": epochs})
     step.observed += [{"stage": "orders of magnitude", "eta": eta, "lmbda": lm,
                        "evaluation_accuracy": list(h.evaluation_accuracy), "best": scores[lm]}
@@ -489,8 +495,8 @@ def _step_lambda(s: _Setup, eta: float, epochs: int, lmbda_start: float,
     refine = [order * r for r in LAMBDA_REFINE] if order else [0.0]
     etas = sorted({min(eta * r, eta_threshold) for r in ETA_RECHECK})
     grid = [(e, lm) for e in etas for lm in refine]
-    hs, nets, how = s.together([e for e, _ in grid], [lm for _, lm in grid], epochs)
-    best_scores = [_best(h) for h in hs]
+    hs, nets, diverged, how = s.together([e for e, _ in grid], [lm for _, lm in grid], epochs)
+    best_scores = [_best(h, d) for h, d in zip(hs, diverged)]
     k = best_candidate(best_scores)
     eta_new, lmbda = grid[k]
     step.tried.append({"stage": "refine, re-check eta", "eta": etas, "lmbda": refine, "epochs": epochs})
