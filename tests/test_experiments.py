@@ -95,8 +95,10 @@ def test_overfitting_records_every_figure_per_epoch(all_quick):
     h = run["history"]
     for key in ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy", "epoch_seconds"):
         assert len(h[key]) == s["epochs"] == 30
+    assert h["book_evaluation_cost"] == pytest.approx(h["evaluation_cost"])  # lmbda 0: the two test costs agree
     reg = json.loads((out / "regularized" / "regularized.json").read_text())
     assert reg["runs"][0]["settings"]["lmbda"] == 0.1
+    assert len(reg["runs"][0]["history"]["book_evaluation_cost"]) == 30
 
 
 def test_weight_init_and_multiple_eta_settings(all_quick):
