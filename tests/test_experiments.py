@@ -22,6 +22,9 @@ FILES = {
     "weight-init": ["weight-init.json", "weight_initialization_30.png", "weight_initialization_100.png"],
     "multiple-eta": ["multiple-eta.json", "multiple_eta.png"],
     "more-data": ["more-data.json", "more_data.png", "more_data_log.png"],
+    "slowdown": ["slowdown.json", "slowdown_0.6_0.9.png", "slowdown_2_2.png"],
+    "hidden-100": ["hidden-100.json", "hidden_100.png"],
+    "expanded": ["expanded.json", "expanded.png", "expanded_log.png"],
 }
 
 
@@ -92,8 +95,10 @@ def test_overfitting_records_every_figure_per_epoch(all_quick):
     h = run["history"]
     for key in ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy", "epoch_seconds"):
         assert len(h[key]) == s["epochs"] == 30
+    assert h["book_evaluation_cost"] == pytest.approx(h["evaluation_cost"])  # lmbda 0: the two test costs agree
     reg = json.loads((out / "regularized" / "regularized.json").read_text())
     assert reg["runs"][0]["settings"]["lmbda"] == 0.1
+    assert len(reg["runs"][0]["history"]["book_evaluation_cost"]) == 30
 
 
 def test_weight_init_and_multiple_eta_settings(all_quick):
@@ -208,3 +213,84 @@ def test_more_data_no_svm(data_root, tmp_path, capsys):
     assert "--no-svm" in capsys.readouterr().out
     doc = json.loads((tmp_path / "more-data" / "more-data.json").read_text())
     assert doc["svm"] == [] and "--no-svm" in doc["svm_note"]
+
+
+# -- slowdown: one sigmoid neuron ------------------------------------------------------------------
+
+def test_slowdown_json_matches_the_contract_and_the_book(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NETLEARN_DATA", raising=False)
+    # No MNIST anywhere: slowdown makes its own one example, so an absent data root does not matter.
+    assert main(["reproduce", "slowdown", "--out", str(tmp_path), "--data-dir", str(tmp_path / "absent")]) == 0
+    doc = json.loads((tmp_path / "slowdown" / "slowdown.json").read_text())
+    runs = doc["runs"]
+    assert [(r["cost"], r["w"], r["b"], r["eta"]) for r in runs] == [
+        (c, w, b, e) for w, b in ((0.6, 0.9), (2.0, 2.0))
+        for c, e in (("quadratic", 0.15), ("cross-entropy", 0.15), ("cross-entropy", 0.005))]
+    for r in runs:
+        assert len(r["output"]) == len(r["cost_value"]) == 301
+        z = r["w"] + r["b"]
+        assert r["output"][0] == pytest.approx(1 / (1 + np.exp(-z)))  # before training: sigma(w * 1 + b)
+        assert all(b <= a for a, b in zip(r["cost_value"], r["cost_value"][1:]))  # gradient descent on one example
+    quad = {(r["w"], r["b"]): r for r in runs if r["cost"] == "quadratic"}
+    # The book: 0.82 -> about 0.09 from 0.6/0.9; 0.98 -> about 0.20 from 2/2, after a long plateau.
+    assert quad[(0.6, 0.9)]["output"][-1] == pytest.approx(0.09, abs=0.01)
+    assert quad[(2.0, 2.0)]["output"][-1] == pytest.approx(0.20, abs=0.01)
+    plateau = quad[(2.0, 2.0)]["output"]
+    assert plateau[0] - plateau[100] < 0.02  # the learning slowdown: 100 epochs barely move it
+    ce = next(r for r in runs if (r["cost"], r["w"], r["eta"]) == ("cross-entropy", 2.0, 0.15))
+    assert ce["output"][0] - ce["output"][100] > 0.9  # cross-entropy learns fastest when most wrong
+    # The quadratic cost is (y - a)^2 / 2 with y = 0.
+    assert quad[(0.6, 0.9)]["cost_value"][-1] == pytest.approx(quad[(0.6, 0.9)]["output"][-1] ** 2 / 2)
+    for name in ("slowdown_0.6_0.9.png", "slowdown_2_2.png"):
+        assert (tmp_path / "slowdown" / name).read_bytes()[:8] == PNG
+    assert "0.20 from w,b = 2,2" in capsys.readouterr().out
+
+
+def test_book_evaluation_cost_divides_the_l2_term_by_the_evaluated_set():
+    from netlearn import Network
+    from netlearn.experiments.common import BookEvaluationCost
+
+    g = np.random.default_rng(3)
+    X = g.random((60, 784), dtype=np.float32)
+    y = g.integers(0, 10, 60)
+    train_set, test_set = (X[:40], y[:40]), (X[40:], y[40:])  # 40 training images, 20 evaluated
+    net = Network([784, 5, 10], seed=1)
+    book = BookEvaluationCost()
+    h = net.fit(train_set, 2, 10, 0.5, lmbda=5.0, evaluation_data=test_set, seed=1, callbacks=[book],
+                monitor_evaluation_cost=True)
+    assert len(book.values) == 2
+    # The book's total_cost(test_data, lmbda): the L2 term over len(test_data) (netlearn's default n).
+    assert book.values[-1] == pytest.approx(net.total_cost(test_set, lmbda=5.0), rel=1e-5)
+    assert h.evaluation_cost[-1] == pytest.approx(net.total_cost(test_set, lmbda=5.0, n=40), rel=1e-5)
+    assert book.values[-1] > h.evaluation_cost[-1]  # 1/20 > 1/40
+
+
+def test_book_figures_count_epochs_from_zero_and_keep_the_books_ranges():
+    from matplotlib.figure import Figure
+
+    from netlearn import plot
+
+    ax = Figure().subplots()
+    plot._epochs_axis(ax, [0.5, 0.6, 0.7], 0, None, True, plot.BOOK_BLUE)
+    assert list(ax.lines[0].get_xdata()) == [0, 1, 2]  # the value after the first epoch sits at epoch 0
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([50, 60, 70])
+    plot.book_ylim(ax, [91.0, 97.5], 90, 100)
+    assert ax.get_ylim() == (90, 100)
+    plot.book_ylim(ax, [72.0, 97.5], 90, 100)  # a curve below the range widens it, in steps of 5
+    assert ax.get_ylim() == (70, 100)
+
+
+def test_hidden_100_and_expanded_settings(all_quick):
+    out, _ = all_quick
+    doc = json.loads((out / "hidden-100" / "hidden-100.json").read_text())
+    got = [(r["settings"]["sizes"], r["settings"]["eta"], r["settings"]["lmbda"], r["settings"]["init"],
+            len(r["history"]["evaluation_accuracy"])) for r in doc["runs"]]
+    assert got == [([784, 100, 10], 0.5, 5.0, "large", 3), ([784, 100, 10], 0.1, 5.0, "large", 6)]  # quick epochs
+    assert [r["settings"]["book_validation_accuracy"] for r in doc["runs"]] == [0.9792, 0.9804]
+    doc = json.loads((out / "expanded" / "expanded.json").read_text())
+    (r,) = doc["runs"]  # only 100 training images in the tiny data
+    assert r["size"] == 100 and r["unexpanded"]["images"] == 100 and r["expanded"]["images"] == 500
+    # The book's rule, 15,000 examples per quick run: 150 epochs of 100 images, 30 of 500; lmbda 0.0001 per image.
+    assert (r["unexpanded"]["epochs"], r["expanded"]["epochs"]) == (150, 30)
+    assert r["unexpanded"]["lmbda"] == pytest.approx(0.01) and r["expanded"]["lmbda"] == pytest.approx(0.05)
+    assert all(0 <= r[k]["validation_accuracy"] <= 1 for k in ("unexpanded", "expanded"))

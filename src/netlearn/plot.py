@@ -152,29 +152,58 @@ def save_figure(fig, path: str | os.PathLike) -> None:
 # Accuracies are fractions in [0, 1] as in History and are drawn in percent.
 # ---------------------------------------------------------------------------
 
-#: The book's colours: blue, yellow and orange (multiple_eta.py's COLORS).
-BOOK_COLORS = ("#2A6EA6", "#FFCD33", "#FF7033")
+#: The book's colours: blue and orange (overfitting.py, weight_initialization.py, more_data.py), yellow and the
+#: darker orange of multiple_eta.py's COLORS.
+BOOK_BLUE, BOOK_ORANGE, BOOK_YELLOW, BOOK_DARK_ORANGE = "#2A6EA6", "#FFA933", "#FFCD33", "#FF7033"
+BOOK_COLORS = (BOOK_BLUE, BOOK_YELLOW, BOOK_DARK_ORANGE)
+
+#: The book's fixed accuracy ranges (percent): full-data runs, weight initialization, more data.
+FULL_DATA_YLIM, WEIGHT_INIT_YLIM, MORE_DATA_YLIM = (90, 100), (85, 100), (60, 100)
 
 
-def _epochs_axis(ax, values, xmin: int, xmax: int | None, percent: bool, color: str, label: str | None = None):
-    """Plot ``values`` (epoch 1 is ``values[0]``) over epochs ``xmin`` .. ``xmax`` (inclusive, 0 = from the start)."""
+def book_ylim(ax, values, low: float, high: float) -> None:
+    """Set the book's fixed y range ``low``..``high``, widened (in steps of 5) only if some value lies outside.
+
+    The book's figures share a range so runs compare at a glance; a short or
+    badly tuned run (``--quick``, tiny data) still shows its whole curve.
+    """
+    import math
+
+    values = [v for v in values if math.isfinite(v)]
+    if values:
+        low = min(low, 5 * math.floor(min(values) / 5))
+        high = max(high, 5 * math.ceil(max(values) / 5))
+    ax.set_ylim(low, high)
+
+
+def _epochs_axis(ax, values, xmin: int, xmax: int | None, percent: bool, color: str, label: str | None = None,
+                 marker: str | None = None):
+    """Plot ``values`` over epochs ``xmin`` .. ``xmax``, counted from 0 as the book's scripts count them.
+
+    ``values[i]`` (the figure after the network's ``i + 1``-th epoch of
+    training, as in History) is drawn at epoch ``i``: the book plots
+    ``np.arange(xmin, num_epochs)`` against ``values[xmin:num_epochs]``.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     n = len(values)
     xmax = n if xmax is None else min(xmax, n)
-    first = max(xmin, 1)
-    xs = list(range(first, xmax + 1))
-    ys = [(100 * v if percent else v) for v in values[first - 1:xmax]]
-    ax.plot(xs, ys, color=color, label=label)
+    xs = list(range(xmin, xmax))
+    ys = [(100 * v if percent else v) for v in values[xmin:xmax]]
+    ax.plot(xs, ys, color=color, label=label, marker=marker, markersize=4 if marker else None)
     ax.set_xlim(xmin, max(xmax, xmin + 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.grid(True, alpha=0.3)
     ax.set_xlabel("Epoch")
+    return ys
 
 
 def plot_curve(values, path: str | os.PathLike, title: str, ylabel: str = "", xmin: int = 0,
                xmax: int | None = None, percent: bool = False, color: str = BOOK_COLORS[0]) -> None:
     """One figure per epoch, e.g. the training cost from epoch 200 to 400 (the book's ``overfitting1.png``).
 
-    ``values[i]`` is the figure after epoch ``i + 1``; ``xmin`` and ``xmax``
-    choose the epochs shown (the book starts its training-cost and
+    ``values[i]`` is drawn at epoch ``i`` (counted from 0, as the book does);
+    ``xmin`` and ``xmax`` choose the epochs shown (the book starts its training-cost and
     test-accuracy plots at epoch 200 to show the plateau).  ``percent`` draws
     accuracies (fractions) as percentages.
     """
@@ -227,29 +256,34 @@ def plot_overfitting(history, path: str | os.PathLike, title: str = "", training
 
 
 def plot_accuracy_comparison(history, path: str | os.PathLike, title: str = "", xmin: int = 0,
-                             evaluation_name: str = "test") -> None:
+                             evaluation_name: str = "test", ylim: tuple[float, float] | None = None) -> None:
     """Training and evaluation accuracy on one axis (the book's ``overfitting_full.png`` style).
 
     The gap between the two curves is the overfitting: accuracy on data the
-    network has seen minus accuracy on data it has not.
+    network has seen minus accuracy on data it has not.  ``ylim`` is the
+    book's fixed range in percent (``FULL_DATA_YLIM`` = 90-100 for the
+    full-data runs), widened only if a value lies outside it.  Test blue,
+    training orange; the legend sits below the axes, clear of the curves.
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4.6), dpi=100, layout="constrained")
     ax = fig.subplots()
     n = history.epochs
     xmin = xmin if xmin < n else 0
+    ys = []
     if history.evaluation_accuracy:
-        _epochs_axis(ax, history.evaluation_accuracy, xmin, None, True, BOOK_COLORS[0],
-                     f"Accuracy on the {evaluation_name} data")
+        ys += _epochs_axis(ax, history.evaluation_accuracy, xmin, None, True, BOOK_BLUE,
+                           f"Accuracy on the {evaluation_name} data")
     if history.training_accuracy:
-        _epochs_axis(ax, history.training_accuracy, xmin, None, True, BOOK_COLORS[2],
-                     "Accuracy on the training data")
+        ys += _epochs_axis(ax, history.training_accuracy, xmin, None, True, BOOK_ORANGE,
+                           "Accuracy on the training data")
+    if ylim is not None:
+        book_ylim(ax, ys, *ylim)
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(title)
     if ax.lines:
-        ax.legend(loc="lower right")
-    fig.tight_layout()
+        fig.legend(loc="outside lower center")
     save_figure(fig, path)
 
 
@@ -263,16 +297,15 @@ def plot_multiple_eta(histories, etas, path: str | os.PathLike, title: str = "")
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100, layout="constrained")
     ax = fig.subplots()
     for i, (h, eta) in enumerate(zip(histories, etas)):
         color = BOOK_COLORS[i % len(BOOK_COLORS)]
-        _epochs_axis(ax, h.training_cost, 0, None, False, color, f"$\\eta$ = {eta:g}")
+        _epochs_axis(ax, h.training_cost, 0, None, False, color, f"$\\eta$ = {eta:g}", marker="o")
     ax.set_ylabel("Cost")
     ax.set_title(title or "Training cost for several learning rates")
     if ax.lines:
-        ax.legend(loc="upper right")
-    fig.tight_layout()
+        fig.legend(loc="outside right upper")  # beside the axes: eta = 2.5's oscillations fill the top
     save_figure(fig, path)
 
 
@@ -282,18 +315,19 @@ def plot_weight_init(default_accuracy, large_accuracy, path: str | os.PathLike, 
     The book's ``weight_initialization_30.png`` / ``_100.png``: with the
     large initialization many hidden neurons start saturated, so learning
     starts slowly; the default one starts ahead and both end near the same
-    accuracy.
+    accuracy.  As in the book: old initialization blue, new orange, epochs
+    from 0, accuracy from 85 to 100% (widened only if a value lies outside).
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4.6), dpi=100, layout="constrained")
     ax = fig.subplots()
-    _epochs_axis(ax, large_accuracy, 0, None, True, BOOK_COLORS[2], "Old-style (large) weight initialization")
-    _epochs_axis(ax, default_accuracy, 0, None, True, BOOK_COLORS[0], "New-style (default) weight initialization")
+    ys = _epochs_axis(ax, large_accuracy, 0, None, True, BOOK_BLUE, "Old approach to weight initialization")
+    ys += _epochs_axis(ax, default_accuracy, 0, None, True, BOOK_ORANGE, "New approach to weight initialization")
+    book_ylim(ax, ys, *WEIGHT_INIT_YLIM)
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(title or "Classification accuracy")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
+    fig.legend(loc="outside lower center")
     save_figure(fig, path)
 
 
@@ -306,23 +340,31 @@ def plot_more_data(sizes, accuracies, path: str | os.PathLike, kind: str = "line
     straight line still climbing at 50,000) or ``"combined"``
     (``more_data_comparison.png``: the network beside an SVM on the same
     sizes, log x axis; needs ``svm_accuracies``).  Accuracies are fractions.
+    As in the book: the network blue, the SVM orange, accuracy from 60 to
+    100% (widened only if a value lies outside), the x axis from 0 (linear)
+    or from the smallest size (log).
     """
     from matplotlib.figure import Figure
 
     if kind not in ("linear", "log", "combined"):
         raise ValueError(f"The 'kind' parameter must be 'linear', 'log' or 'combined'. Got {kind!r} instead.")
-    fig = Figure(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4.6), dpi=100, layout="constrained")
     ax = fig.subplots()
-    ax.plot(sizes, [100 * a for a in accuracies], color=BOOK_COLORS[0], marker="o", label="Neural network accuracy")
+    ys = [100 * a for a in accuracies]
+    ax.plot(sizes, ys, color=BOOK_BLUE, marker="o", label="Neural network accuracy")
     if kind == "combined" and svm_accuracies:
-        ax.plot(sizes[:len(svm_accuracies)], [100 * a for a in svm_accuracies], color=BOOK_COLORS[2], marker="o",
-                label="SVM accuracy")
-        ax.legend(loc="lower right")
+        svm = [100 * a for a in svm_accuracies]
+        ys += svm
+        ax.plot(sizes[:len(svm)], svm, color=BOOK_ORANGE, marker="o", label="SVM accuracy")
+        fig.legend(loc="outside lower center", ncols=2)
     if kind != "linear":
         ax.set_xscale("log")
+        ax.set_xlim(min(sizes) * 0.9, max(sizes) * 1.1)
+    else:
+        ax.set_xlim(0, max(sizes) * 1.02)
+    book_ylim(ax, ys, *MORE_DATA_YLIM)
     ax.set_xlabel("Training set size")
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(title or "Accuracy (%) on the validation data")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
     save_figure(fig, path)

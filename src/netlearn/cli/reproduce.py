@@ -37,12 +37,12 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..experiments import ExperimentError, format_table
+    from ..experiments import ExperimentError, format_table, needs_data
     from ..experiments import run as run_experiment
 
     if args.seed < 0:
         raise UsageError(f"--seed must be a whole number >= 0, got {args.seed}.")
-    data = load_data(args)
+    data = load_data(args) if needs_data(args.name) else None
     t0 = time.perf_counter()
     try:
         summaries = run_experiment(args.name, out=args.out, seed=args.seed, quick=args.quick, data=data,

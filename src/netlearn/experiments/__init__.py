@@ -14,7 +14,9 @@ and prints a short table.  From Python::
     >>> summary = experiments.run("multiple-eta", out="results", quick=True)
 
 ``quick=True`` runs a shortened version (fewer epochs and sizes) that checks
-the whole pipeline in seconds; its numbers are not the book's.
+the whole pipeline in seconds; its numbers are not the book's.  ``slowdown``
+(the chapter's opening: one sigmoid neuron, quadratic against cross-entropy
+cost) makes its own one-example data and needs no MNIST.
 """
 from __future__ import annotations
 
@@ -35,14 +37,24 @@ EXPERIMENTS: dict[str, str] = {
     "weight-init": "weight_init",
     "multiple-eta": "multiple_eta",
     "more-data": "more_data",
+    "slowdown": "slowdown",
+    "hidden-100": "hidden_100",
+    "expanded": "expanded",
 }
 
-__all__ = ["EXPERIMENTS", "BOOK_SEED", "Context", "ExperimentError", "Summary", "describe", "run", "format_table"]
+__all__ = ["EXPERIMENTS", "BOOK_SEED", "Context", "ExperimentError", "Summary", "describe", "needs_data", "run",
+           "format_table"]
 
 
 def describe(name: str) -> str:
     """The one-line description of experiment ``name``."""
     return _module(name).DESCRIPTION
+
+
+def needs_data(name: str) -> bool:
+    """Does experiment ``name`` (or any, for ``"all"``) train on MNIST? (slowdown makes its own one example.)"""
+    names = list(EXPERIMENTS) if name == "all" else [name]
+    return any(getattr(_module(n), "NEEDS_DATA", True) for n in names)
 
 
 def _module(name: str):
@@ -65,7 +77,7 @@ def run(name: str, out: str | os.PathLike = "netlearn-results", data_dir: str | 
     """
     names = list(EXPERIMENTS) if name == "all" else [name]
     modules = [_module(n) for n in names]
-    if data is None:
+    if data is None and any(needs_data(n) for n in names):
         from ..data.mnist import load_mnist
 
         data = load_mnist(data_dir)

@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..training import Callback, TrainingState
+
 #: The seed the book's figure scripts use (``random.seed(12345678)``).
 BOOK_SEED = 12345678
 
@@ -63,7 +65,7 @@ class Summary:
 
 
 def train(ctx: Context, sizes: list[int], init: str, training_data, epochs: int, eta: float, lmbda: float,
-          evaluation_data=None, **monitor: bool):
+          evaluation_data=None, callbacks=(), **monitor: bool):
     """Train a fresh cross-entropy ``Network(sizes, init=init)`` as the book's scripts do; return (net, History).
 
     The network's initialization and the shuffling are both seeded with
@@ -74,8 +76,36 @@ def train(ctx: Context, sizes: list[int], init: str, training_data, epochs: int,
 
     net = Network(sizes, cost="cross-entropy", init=init, seed=ctx.seed)
     history = net.fit(training_data, epochs, 10, eta, lmbda=lmbda, evaluation_data=evaluation_data,
-                      seed=ctx.seed, verbose=ctx.verbose, **monitor)
+                      seed=ctx.seed, verbose=ctx.verbose, callbacks=callbacks, **monitor)
     return net, history
+
+
+class BookEvaluationCost(Callback):
+    """The evaluation cost as the book's ``total_cost`` computes it, recorded after each epoch.
+
+    netlearn's ``evaluation_cost`` adds the L2 term ``(lmbda / 2n) sum w^2``
+    with ``n`` the *training* set's size, so the cost on any data set is the
+    quantity being minimized.  The book's ``total_cost(data, lmbda)`` divides
+    by ``len(data)`` instead: on 10,000 test images after training on 1,000,
+    its L2 term is ten times smaller.  This callback turns each recorded
+    ``evaluation_cost`` into the book's figure,
+    ``C0 + (lmbda / 2 n_eval) sum w^2``, into ``self.values``.
+    """
+
+    order = 1  # after the Monitor has recorded the epoch's evaluation cost
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        if not state.history.evaluation_cost or state.evaluation_data is None:
+            return
+        cost = state.history.evaluation_cost[-1]
+        if state.lmbda:
+            n_train, n_eval = state.training_data[0].shape[0], state.evaluation_data[0].shape[0]
+            squares = sum(float(np.vdot(w, w)) for w in state.net.weights())
+            cost += 0.5 * state.lmbda * squares * (1.0 / n_eval - 1.0 / n_train)
+        self.values.append(cost)
 
 
 def run_record(label: str, settings: dict, history, seconds: float) -> dict:
