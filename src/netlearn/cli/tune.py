@@ -65,6 +65,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import argparse
     from pathlib import Path
 
     from ..data.mnist import DataError, load_dataset
@@ -72,9 +73,10 @@ def run(args) -> int:
     from ..search.book import plot_steps, tune
     from .train import check_outputs
 
-    check_outputs(args)  # --json and --save folders exist
     if args.plot is not None and Path(args.plot).exists() and not Path(args.plot).is_dir():
         raise UsageError(f"--plot {args.plot} is a file; give a folder (it is created if missing).")
+    # --json and --save can be written; tune's --plot is a folder, not train's one figure file.
+    check_outputs(argparse.Namespace(**{**vars(args), "plot": None}))
     try:
         training, validation, test = load_dataset(args.data, args.data_dir)
     except DataError as exc:
