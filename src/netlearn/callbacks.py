@@ -52,7 +52,7 @@ class EarlyStopping(Callback):
         if not (isinstance(min_delta, (int, float)) and np.isfinite(min_delta) and min_delta >= 0):
             raise ValueError(f"The 'min_delta' parameter must be a float in the range [0, inf). Got {min_delta!r} instead.")
         self.patience, self.monitor, self.min_delta = int(patience), monitor, float(min_delta)
-        self.sign = 1.0 if monitor.endswith("accuracy") else -1.0
+        self.sign = 1.0 if monitor.endswith(("accuracy", "_r2")) else -1.0
         self._reset()
 
     def _reset(self) -> None:

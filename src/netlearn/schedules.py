@@ -131,7 +131,7 @@ class HalveOnPlateau(Callback):
         if self.factor == 1:
             raise ValueError("The 'factor' parameter must be a float in the range (0, 1). Got 1.0 instead.")
         self.min_factor = _check_positive("min_factor", min_factor)
-        self.sign = 1.0 if monitor.endswith("accuracy") else -1.0
+        self.sign = 1.0 if monitor.endswith(("accuracy", "_r2")) else -1.0
         self.eta0: float | None = None
         self.best: float | None = None
         self.wait = 0

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import optimizers
+from . import metrics, optimizers
 from .backend import rng as make_rng
 from .layers.base import Stochastic
 from .regularizers import L1, L2
@@ -40,8 +40,16 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
     eta: list[float] = field(default_factory=list)
     best_epoch: int | None = None
+    # A regression network's figures in place of the accuracies (see netlearn.metrics).
+    training_r2: list[float] = field(default_factory=list)
+    training_rmse: list[float] = field(default_factory=list)
+    training_mae: list[float] = field(default_factory=list)
+    evaluation_r2: list[float] = field(default_factory=list)
+    evaluation_rmse: list[float] = field(default_factory=list)
+    evaluation_mae: list[float] = field(default_factory=list)
 
-    FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
+    FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy",
+               "training_r2", "training_rmse", "training_mae", "evaluation_r2", "evaluation_rmse", "evaluation_mae")
 
     @property
     def epochs(self) -> int:
@@ -51,7 +59,9 @@ class History:
         return {"training_cost": list(self.training_cost), "training_accuracy": list(self.training_accuracy),
                 "evaluation_cost": list(self.evaluation_cost),
                 "evaluation_accuracy": list(self.evaluation_accuracy),
-                "epoch_seconds": list(self.epoch_seconds), "eta": list(self.eta), "best_epoch": self.best_epoch}
+                "epoch_seconds": list(self.epoch_seconds), "eta": list(self.eta), "best_epoch": self.best_epoch,
+                **{f"{w}_{m}": list(getattr(self, f"{w}_{m}")) for w in ("training", "evaluation")
+                   for m in ("r2", "rmse", "mae")}}
 
     # The book's network2.SGD returns a 4-tuple; unpacking a History gives the same.
     def __iter__(self):
@@ -114,7 +124,11 @@ class Callback:
 
 
 class Monitor(Callback):
-    """Record cost and accuracy on the training and evaluation data after each epoch (the book's flags)."""
+    """Record cost and accuracy on the training and evaluation data after each epoch (the book's flags).
+
+    For a regression network (``net.task == "regression"``) an accuracy flag
+    records R², RMSE and MAE instead (:mod:`netlearn.metrics`).
+    """
 
     def __init__(self, training_cost: bool = False, training_accuracy: bool = False,
                  evaluation_cost: bool = False, evaluation_accuracy: bool = False) -> None:
@@ -129,7 +143,23 @@ class Monitor(Callback):
             if self.flags[f"{which}_cost"]:
                 getattr(h, f"{which}_cost").append(net._total_cost(*data, lmbda=state.lmbda, l1=state.l1, n=n))
             if self.flags[f"{which}_accuracy"]:
-                getattr(h, f"{which}_accuracy").append(net._accuracy(*data))
+                if net.task == "regression":
+                    for k, v in metrics.network_regression_scores(net, *data).items():
+                        getattr(h, f"{which}_{k}").append(v)
+                else:
+                    getattr(h, f"{which}_accuracy").append(net._accuracy(*data))
+
+    def recorded(self, net, has_evaluation: bool) -> tuple[str, ...]:
+        """The History figures this monitor fills for ``net``."""
+        names = []
+        for k, v in self.flags.items():
+            if not v or (k.startswith("evaluation") and not has_evaluation):
+                continue
+            if k.endswith("accuracy") and net.task == "regression":
+                names += [k.replace("accuracy", m) for m in metrics.REGRESSION_FIGURES]
+            else:
+                names.append(k)
+        return tuple(names)
 
 
 class EpochLog(Callback):
@@ -320,8 +350,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     state = TrainingState(net, opt, history, (X, y), evaluation, epochs, lmbda=lmbda, l1=l1)
     monitor = Monitor(monitor_training_cost, monitor_training_accuracy,
                       monitor_evaluation_cost, monitor_evaluation_accuracy)
-    state.monitored = tuple(k for k, v in monitor.flags.items() if v and
-                            (evaluation is not None or not k.startswith("evaluation")))
+    state.monitored = monitor.recorded(net, evaluation is not None)
     cbs: list[Callback] = [monitor, *sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))]
     if progress:
         from .progress import ProgressBar

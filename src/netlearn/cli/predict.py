@@ -27,13 +27,21 @@ def register(sub) -> None:
                                    "28x28, other sizes are resized with a note). MNIST digits are white on black: "
                                    "use --invert for dark digits on a light background.")
     p.add_argument("model", metavar="MODEL", help="model file (netlearn or network2 JSON)")
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="IDX image file(s) or PNG file(s)")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="IDX image file(s) or PNG file(s), or CSV/.npz rows")
     p.add_argument("--index", metavar="N|START:STOP", default=None,
                    help="for IDX files: one image N, or the range START:STOP (Python slice, 0-based); default all")
     p.add_argument("--labels", metavar="IDX_FILE", default=None,
                    help="IDX label file matching the (single) IDX image file: marks each prediction right or "
                         "wrong and prints the accuracy")
     p.add_argument("--invert", action="store_true", help="use 1 - pixel (for dark digits on a light background)")
+    p.add_argument("--data", metavar="FILE", default=None, action="append",
+                   help="rows to predict: your own FILE.csv (the model's input columns; a target column is "
+                        "optional) or FILE.npz (array X); like giving FILE as an IMAGE%(default).0s")
+    p.add_argument("--target", metavar="COLUMN", default=None,
+                   help="the CSV's target column, if any, to score the predictions (default: the column the "
+                        "model was trained to predict)%(default).0s")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="write [{file, prediction, probabilities}] as JSON (rows also get 'row')%(default).0s")
     p.set_defaults(func=run)
 
 
@@ -105,12 +113,99 @@ def read_png(path: Path, n_in: int) -> np.ndarray:
     return np.clip(img, 0, 1).reshape(1, -1)
 
 
+def predict_rows(net, path: str, target: str | None) -> list[dict]:
+    """Predictions for every row of a CSV or .npz file, read with the model's columns and scaling."""
+    from .. import metrics
+    from ..data.mnist import DataError
+    from ..data.tabular import read_for_model
+
+    try:
+        X, y, _ = read_for_model(path, net.preprocessing, net.n_in, target=target, require_target=False)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    results = answers(net, X, path)
+    for r, d in enumerate(results):
+        d["row"] = r + 1
+    if y is not None and net.task == "classification":
+        labels = [label_of(net, int(v)) for v in y]
+        for d, t in zip(results, labels):
+            d["label"] = t
+    return results
+
+
+def label_of(net, index: int):
+    """The label the model was trained with for output ``index`` (the index itself for MNIST)."""
+    pre = net.preprocessing
+    return pre.label(index) if pre is not None else int(index)
+
+
+def answers(net, X: np.ndarray, name: str) -> list[dict]:
+    """One ``{"file", "prediction", "probabilities"}`` per row of ``X``: a class (its label) or the values."""
+    from .. import metrics
+
+    if net.task == "regression":
+        A = net.predict_proba(X)
+        pre = net.preprocessing
+        A = pre.inverse_y(A) if pre is not None else A.astype(np.float64)
+        return [{"file": name, "prediction": float(a[0]) if a.shape[0] == 1 else [float(v) for v in a],
+                 "probabilities": None} for a in A]
+    P = metrics.class_probabilities(net, X)
+    return [{"file": name, "prediction": label_of(net, int(np.argmax(p))), "probabilities": [float(v) for v in p]}
+            for p in P]
+
+
+def print_answers(results: list[dict]) -> None:
+    right = total = 0
+    for d in results:
+        where = d["file"] + (f" row {d['row']}" if "row" in d else "") + (f"[{d['index']}]" if "index" in d else "")
+        p = d["prediction"]
+        if d["probabilities"] is None:
+            line = f"{where}: {p:.6g}" if not isinstance(p, list) else f"{where}: {' '.join(f'{v:.6g}' for v in p)}"
+        else:
+            line = f"{where}: {p}  (p {max(d['probabilities']):.3f})"
+        if "label" in d:
+            ok = d["label"] == p
+            right, total = right + ok, total + 1
+            line += f"  label {d['label']}{'' if ok else '  WRONG'}"
+        print(line)
+    if total:
+        print(f"accuracy {100 * right / total:.2f}% ({right}/{total})")
+
+
 def run(args) -> int:
-    from ..data.mnist import DataError, read_idx
+    from ..data.tabular import is_table_file
 
     net = load_model(args.model)
+    names = list(args.images) + list(args.data or [])
+    if not names:
+        raise UsageError("give the files to predict: images, an IDX file, or rows (--data FILE.csv).")
+    rows = [n for n in names if is_table_file(n)]
+    others = [n for n in names if not is_table_file(n)]
+    results: list[dict] = []
+    for name in rows:
+        results += predict_rows(net, name, args.target)
+    if others:
+        results += predict_images(args, net, others)
+    if args.json:
+        import json
+
+        from ..io import atomic_write_text
+
+        out = [{k: d[k] for k in ("file", "prediction", "probabilities")} | {k: d[k] for k in ("row", "index")
+                                                                             if k in d} for d in results]
+        try:
+            atomic_write_text(args.json, json.dumps(out, indent=1))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--json {args.json}: {exc}") from None
+    print_answers(results)
+    return 0
+
+
+def predict_images(args, net, names: list[str]) -> list[dict]:
+    from ..data.mnist import DataError, read_idx
+
     batches = []  # (name, first index or None, X)
-    for name in args.images:
+    for name in names:
         path = Path(name)
         if not path.is_file():
             raise UsageError(f"no image file at {name}.")
@@ -138,7 +233,7 @@ def run(args) -> int:
         if first + n > all_labels.shape[0]:
             raise UsageError(f"--labels {args.labels} has {all_labels.shape[0]} labels, fewer than the images.")
         labels = all_labels[first:first + n]
-    right = total = 0
+    results = []
     for name, first, X in batches:
         if X.shape[1] != net.n_in:
             raise UsageError(f"{name} has {X.shape[1]} pixels per image but the model takes {net.n_in} inputs.")
@@ -147,17 +242,11 @@ def run(args) -> int:
         if first is None and X.mean() > 0.5 and not args.invert:
             print(f"note: {name} looks like a dark digit on a light background; MNIST digits are light on dark: "
                   "try --invert", file=sys.stderr)
-        out = net.predict_proba(X)
-        pred = np.argmax(out, axis=1)
-        for i in range(X.shape[0]):
-            where = name if first is None else f"{name}[{first + i}]"
-            line = f"{where}: {pred[i]}  (output {out[i, pred[i]]:.3f})"
-            if labels is not None:
-                ok = pred[i] == labels[i]
-                right += int(ok)
-                total += 1
-                line += f"  label {labels[i]}{'' if ok else '  WRONG'}"
-            print(line)
-    if labels is not None:
-        print(f"accuracy {100 * right / total:.2f}% ({right}/{total})")
-    return 0
+        found = answers(net, X, name)
+        for i, d in enumerate(found):
+            if first is not None:
+                d["index"] = first + i
+                if labels is not None:
+                    d["label"] = int(labels[i])
+        results += found
+    return results
