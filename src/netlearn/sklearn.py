@@ -12,13 +12,14 @@ of :mod:`netlearn.optimizers`, and the per-epoch :class:`netlearn.History`
 
 The defaults are chosen for small tables, not for the book's 50,000 images:
 one hidden layer of 100 ReLU neurons with He initialization, Adam, a
-light L2 (``lmbda=1e-4``, the book's ``lambda/n`` form), mini-batches of ``min(200, n)`` and 200 epochs -- scikit-learn's MLP
-defaults, which train a few hundred rows in about a second -- except that
-the classifier's learning rate is 0.01 (see ``eta`` below).  The
-book's ``eta=0.5``, ``lmbda=5`` and mini-batches of 10 with sigmoid neurons
-were tuned for MNIST; on a table of 100 rows they take many more epochs.
-Scale the inputs first (``make_pipeline(StandardScaler(), NetworkClassifier())``);
-the regressor standardizes its targets itself and maps predictions back.
+light L2 (``lmbda=1e-4``, the book's ``lambda/n`` form), mini-batches of
+``min(200, n)`` and 200 epochs -- scikit-learn's MLP defaults, which train a
+few hundred rows in about a second -- except that the classifier's learning
+rate is 0.01 (see ``eta`` below).  The book's ``eta=0.5``, ``lmbda=5`` and
+mini-batches of 10 with sigmoid neurons were tuned for MNIST's 50,000
+images; on a table of 100 rows they need many more epochs.  Scale the inputs
+first (``make_pipeline(StandardScaler(), NetworkClassifier())``); the
+regressor standardizes its targets itself and maps predictions back.
 """
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ import numbers
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+except ImportError as exc:  # pragma: no cover - the extra is not installed
+    raise ImportError("netlearn.sklearn needs scikit-learn: pip install 'netlearn[sklearn]'.") from exc
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state

@@ -39,7 +39,7 @@ def register(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="model file (netlearn or network2 JSON)")
     p.add_argument("images", metavar="FILE", nargs="*",
-                   help="image files, IDX image files, or .csv/.npz files of rows")
+                   help="image files, IDX image files, or .csv/.npz files of rows%(default).0s")
     p.add_argument("--no-preprocess", action="store_true",
                    help="take images as they are (grey, resized to the model's side), without inverting, "
                         "cleaning, cropping and centring them as MNIST digits")
@@ -54,7 +54,7 @@ def register(sub) -> None:
                         "when they are dark on light)")
     p.add_argument("--data", metavar="FILE", default=None, action="append",
                    help="rows to predict: your own FILE.csv (the model's input columns; a target column is "
-                        "optional) or FILE.npz (array X); like giving FILE as an IMAGE%(default).0s")
+                        "optional) or FILE.npz (array X); the same as giving FILE as an argument%(default).0s")
     p.add_argument("--target", metavar="COLUMN", default=None,
                    help="the CSV's target column, if any, to score the predictions (default: the column the "
                         "model was trained to predict)%(default).0s")

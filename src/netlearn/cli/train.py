@@ -236,8 +236,10 @@ def write_outputs(args, net, history) -> None:
 
         plot_history(history, args.plot, title=f"{net.sizes} eta={args.eta} lmbda={args.lmbda}")
     if history.evaluation_r2:
-        print(f"final {args.eval} R² {history.evaluation_r2[-1]:.4f}  RMSE {history.evaluation_rmse[-1]:.4g}  "
-              f"MAE {history.evaluation_mae[-1]:.4g} (best R² {max(history.evaluation_r2):.4f})")
+        # With early stopping the network keeps an earlier epoch's weights: report that epoch.
+        kept = history.best_epoch - 1 if history.best_epoch is not None else -1
+        print(f"final {args.eval} R² {history.evaluation_r2[kept]:.4f}  RMSE {history.evaluation_rmse[kept]:.4g}  "
+              f"MAE {history.evaluation_mae[kept]:.4g} (best R² {max(history.evaluation_r2):.4f})")
     if history.evaluation_accuracy:
         best = max(history.evaluation_accuracy)
         print(f"final {args.eval} accuracy {100 * history.evaluation_accuracy[-1]:.2f}% "
