@@ -321,3 +321,19 @@ def test_fuzzed_csv_ends_in_netlearn_errors(tmp_path, body, task):
     except DataError:
         return
     assert np.isfinite(data.training[0]).all()
+
+
+def test_blocks_of_rows_join_up(tmp_path, monkeypatch):
+    import netlearn.data.tabular as tab
+
+    monkeypatch.setattr(tab, "BLOCK_ROWS", 3)
+    rows = [[i, 2 * i, str(i % 3)] for i in range(10)]
+    t = read_table(write_csv(tmp_path / "n.csv", ["a", "b", "y"], rows))
+    np.testing.assert_array_equal(t.X, [[i, 2 * i] for i in range(10)])
+    np.testing.assert_array_equal(t.y, [i % 3 for i in range(10)])
+    rows[8][2] = "cat"  # text in a later block: the whole column is labels, as written
+    t = read_table(write_csv(tmp_path / "s.csv", ["a", "b", "y"], rows))
+    assert t.y.tolist() == [str(i % 3) for i in range(8)] + ["cat", "0"]
+    rows[8][2] = "inf"
+    with pytest.raises(TabularError, match="line 10, column 'y'"):
+        read_table(write_csv(tmp_path / "i.csv", ["a", "b", "y"], rows))

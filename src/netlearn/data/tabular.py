@@ -6,8 +6,9 @@ The path from a file to training data, in four steps that the CLI (``train``,
 1. :func:`read_table` reads a file into a :class:`Table`: float64 features,
    the raw target column (numbers or strings), the column names.  A CSV is
    read row by row with the standard library's ``csv`` module into blocks of
-   float64 rows, so memory stays near the size of the final array (never a
-   Python list of Python floats).  A bad cell ends the read with one
+   float64 rows, and the target a block at a time as numbers or as codes of
+   its text labels, so memory stays near the size of the final arrays (never
+   a Python list of Python floats or strings).  A bad cell ends the read with one
    :class:`TabularError` naming the line and the column.
 2. :func:`infer_task` decides classification or regression: strings, or
    integer values with few distinct values (at most :data:`MAX_CLASSES`, and
@@ -44,6 +45,8 @@ TARGET_NAMES = ("label", "target", "y")
 MAX_CLASSES = 20
 #: Rows parsed into one float64 block before the block is stored (bounds the Python objects alive).
 BLOCK_ROWS = 4096
+#: Distinct text labels a target column may hold (a classification target has a few).
+MAX_TEXT_LABELS = 65_536
 TASKS = ("classification", "regression")
 SCALES = ("standard", "minmax", "none")
 SUFFIXES = (".csv", ".npz")
@@ -163,9 +166,17 @@ def _parse_csv(f, path: Path, target: str | None, features: Sequence[str] | None
         raise TabularError(f"{path}: column '{names[t]}' cannot be both an input and the target.")
     width = len(names)
     blocks: list[np.ndarray] = []
+    target = _TargetColumn(path, names[t]) if t is not None else None
+    cells: list[list[str]] = []  # the current block's input cells, parsed by NumPy at once
+    lines: list[int] = []
     y_cells: list[str] = []
-    block = np.empty((BLOCK_ROWS, len(cols)), np.float64)
-    k = 0
+
+    def flush() -> None:
+        blocks.append(_parse_block(cells, lines, path, [names[c] for c in cols]))
+        if target is not None:
+            target.add(y_cells, lines)
+        cells.clear(), lines.clear(), y_cells.clear()
+
     for row in reader:
         if not row or (len(row) == 1 and not row[0].strip() and width > 1):
             continue  # blank lines (a trailing newline, a spreadsheet's empty rows)
@@ -173,25 +184,41 @@ def _parse_csv(f, path: Path, target: str | None, features: Sequence[str] | None
         if len(row) != width:
             raise TabularError(f"{path}, line {line}: {len(row)} cells, but the header has {width} columns "
                                f"(a ragged row).")
-        for j, c in enumerate(cols):
-            block[k, j] = _number(row[c], path, line, names[c])
+        cells.append([row[c] for c in cols])
+        lines.append(line)
         if t is not None:
             cell = row[t].strip()
             if not cell:
                 raise TabularError(f"{path}, line {line}, column '{names[t]}': the target is missing.")
             y_cells.append(cell)
-        k += 1
-        if k == BLOCK_ROWS:
-            blocks.append(block)
-            block = np.empty((BLOCK_ROWS, len(cols)), np.float64)
-            k = 0
-    blocks.append(block[:k])
-    X = np.concatenate(blocks) if len(blocks) > 1 else blocks[0].copy()
-    del blocks, block
+        if len(cells) == BLOCK_ROWS:
+            flush()
+    if cells or not blocks:
+        flush()
+    X = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    del blocks
     if X.shape[0] == 0:
         raise TabularError(f"{path} has a header but no data rows.")
-    y = None if t is None else _target_array(y_cells, path, names[t])
+    y = None if target is None else target.array()
     return Table(X, y, [names[c] for c in cols], None if t is None else names[t], str(path))
+
+
+def _parse_block(cells: list[list[str]], lines: list[int], path: Path, columns: list[str]) -> np.ndarray:
+    """A block of rows of cells as float64; the first bad cell raises, naming its line and column."""
+    if not cells:
+        return np.empty((0, len(columns)), np.float64)
+    try:
+        block = np.array(cells, dtype=np.float64)  # NumPy parses the strings in C
+    except (ValueError, TypeError, OverflowError):
+        block = None
+    if block is None or not np.isfinite(block).all():
+        # Find the culprit cell by cell, in file order, for the message.
+        for row, line in zip(cells, lines):
+            for cell, column in zip(row, columns):
+                _number(cell, path, line, column)
+        # NumPy refused what Python's float() reads (a rare spelling): parse by Python throughout.
+        block = np.array([[float(c) for c in row] for row in cells], dtype=np.float64)
+    return block
 
 
 def _number(cell: str, path: Path, line: int, column: str) -> float:
@@ -207,17 +234,57 @@ def _number(cell: str, path: Path, line: int, column: str) -> float:
     return v
 
 
-def _target_array(cells: list[str], path: Path, name: str) -> np.ndarray:
-    """Numbers when every target cell is a finite number, else the strings (class labels)."""
-    numbers = np.empty(len(cells), np.float64)
-    for i, c in enumerate(cells):
-        try:
-            numbers[i] = float(c)
-        except ValueError:
-            return np.asarray(cells, dtype=str)
-        if not np.isfinite(numbers[i]):
-            raise TabularError(f"{path}, data row {i + 1}, column '{name}': target {c!r} is not a finite number.")
-    return numbers
+class _TargetColumn:
+    """The target cells, stored a block at a time as numbers (float64) or as codes of text labels (int32).
+
+    Text labels are coded through a table of the distinct labels, kept while
+    there are at most :data:`MAX_TEXT_LABELS` of them: a column of numbers
+    (a regression target) does not grow a table entry per row.
+    """
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path, self.name = path, name
+        self.numbers: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.index: dict[str, int] | None = {}
+        self.text = False
+        self.rows = 0
+
+    def add(self, cells: list[str], lines: list[int]) -> None:
+        if self.index is not None:
+            index = self.index
+            self.codes.append(np.fromiter((index.setdefault(c, len(index)) for c in cells), np.int32, len(cells)))
+            if len(index) > MAX_TEXT_LABELS:
+                if self.text:
+                    raise TabularError(f"{self.path}, line {lines[-1]}, column '{self.name}': more than "
+                                       f"{MAX_TEXT_LABELS} distinct text labels; a target is numbers or a few "
+                                       f"classes.")
+                self.index, self.codes = None, []
+        if not self.text:
+            values = np.empty(len(cells), np.float64)
+            for i, c in enumerate(cells):
+                try:
+                    values[i] = float(c)
+                except ValueError:
+                    if self.index is None:
+                        raise TabularError(f"{self.path}, line {lines[i]}, column '{self.name}': {c[:40]!r} is "
+                                           f"text, but the rows above hold more than {MAX_TEXT_LABELS} distinct "
+                                           f"numbers.") from None
+                    self.text, self.numbers = True, []
+                    break
+                if not np.isfinite(values[i]):
+                    raise TabularError(f"{self.path}, line {lines[i]}, column '{self.name}': target {c!r} is not a "
+                                       f"finite number.")
+            else:
+                self.numbers.append(values)
+        self.rows += len(cells)
+
+    def array(self) -> np.ndarray:
+        """Numbers when every cell is a finite number, else the text labels as strings."""
+        if not self.text:
+            return np.concatenate(self.numbers) if self.numbers else np.empty(0)
+        labels = np.array(list(self.index), dtype=str)
+        return labels[np.concatenate(self.codes)]
 
 
 def _npz_member_size(zf: zipfile.ZipFile, member: str, path: Path) -> tuple[tuple, np.dtype]:
