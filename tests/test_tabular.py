@@ -337,3 +337,11 @@ def test_blocks_of_rows_join_up(tmp_path, monkeypatch):
     rows[8][2] = "inf"
     with pytest.raises(TabularError, match="line 10, column 'y'"):
         read_table(write_csv(tmp_path / "i.csv", ["a", "b", "y"], rows))
+
+
+def test_full_batch_optimizers_score_regression(prices, tmp_path):
+    hist = tmp_path / "h.json"
+    assert main(["train", "--data", str(prices), "--optimizer", "lbfgs", "--epochs", "30", "--hidden", "8",
+                 "--lmbda", "0", "--quiet", "--json", str(hist)]) == 0
+    h = json.loads(hist.read_text())
+    assert len(h["evaluation_r2"]) == 30 and h["evaluation_accuracy"] == [] and h["evaluation_r2"][-1] > 0.9
