@@ -345,3 +345,16 @@ def test_full_batch_optimizers_score_regression(prices, tmp_path):
                  "--lmbda", "0", "--quiet", "--json", str(hist)]) == 0
     h = json.loads(hist.read_text())
     assert len(h["evaluation_r2"]) == 30 and h["evaluation_accuracy"] == [] and h["evaluation_r2"][-1] > 0.9
+
+
+def test_model_file_with_mismatched_preprocessing_is_refused(iris_like, tmp_path):
+    data = load_tabular(iris_like, validation_split=None)
+    net = netlearn.Network(data.sizes([4]), seed=0)
+    net.preprocessing = data.preprocessing
+    path = tmp_path / "m.json"
+    net.save(path)
+    d = json.loads(path.read_text())
+    d["preprocessing"]["classes"] = ["a", "b"]
+    path.write_text(json.dumps(d))
+    with pytest.raises(netlearn.ModelFileError, match="2 classes"):
+        netlearn.load(path)

@@ -109,7 +109,7 @@ def set_preprocessing(net: Sequential, d: Any) -> None:
     """Attach the ``"preprocessing"`` entry of a model file to ``net`` (ModelFileError when malformed)."""
     try:
         pre = Preprocessing.from_dict(d)
-        pre.check_inputs(net.n_in)
+        pre.check_network(net.n_in, net.n_out)
     except ValueError as exc:
         raise ModelFileError(str(exc)) from None
     if pre.features or pre.x_shift is not None or pre.classes is not None:

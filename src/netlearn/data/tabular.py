@@ -554,11 +554,17 @@ class Preprocessing:
             raise ValueError("'preprocessing' has malformed 'features'")
         return cls(d["task"], str(d.get("scale", "none")), features, d.get("target"), classes=classes, **arrays)
 
-    def check_inputs(self, n_in: int) -> None:
-        for k in ("x_shift", "x_scale"):
+    def check_network(self, n_in: int, n_out: int) -> None:
+        """ValueError when the statistics do not fit a network of ``n_in`` inputs and ``n_out`` outputs."""
+        for k, n, what in (("x_shift", n_in, "inputs"), ("x_scale", n_in, "inputs"), ("y_shift", n_out, "outputs"),
+                           ("y_scale", n_out, "outputs")):
             v = getattr(self, k)
-            if v is not None and v.shape[0] != n_in:
-                raise ValueError(f"'preprocessing' {k} has {v.shape[0]} entries; the network takes {n_in} inputs")
+            if v is not None and v.shape[0] != n:
+                raise ValueError(f"'preprocessing' {k} has {v.shape[0]} entries; the network has {n} {what}")
+        if self.features and len(self.features) != n_in:
+            raise ValueError(f"'preprocessing' names {len(self.features)} input columns; the network takes {n_in}")
+        if self.classes is not None and len(self.classes) != n_out:
+            raise ValueError(f"'preprocessing' names {len(self.classes)} classes; the network has {n_out} outputs")
 
 
 def _column(y: np.ndarray) -> np.ndarray:
