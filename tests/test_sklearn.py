@@ -26,16 +26,19 @@ def results(estimator) -> dict[str, str]:
         return {r["check_name"]: r["status"] for r in check_estimator(estimator, on_fail=None)}
 
 
-@pytest.mark.parametrize("ours, theirs", [(NetworkClassifier(), MLPClassifier()), (NetworkRegressor(), MLPRegressor())],
+# scikit-learn's MLP, briefly trained: which checks it runs and which it skips does not depend on how
+# well it learns (a few of its quality checks fail at 5 iterations; they must pass for ours).
+@pytest.mark.parametrize("ours, theirs", [(NetworkClassifier(), MLPClassifier(max_iter=5)),
+                                          (NetworkRegressor(), MLPRegressor(max_iter=5))],
                          ids=["classifier", "regressor"])
-def test_check_estimator_passes_every_check_the_mlp_passes(ours, theirs):
+def test_check_estimator_passes_every_check_the_mlp_runs(ours, theirs):
     mine, ref = results(ours), results(theirs)
     failed = sorted(k for k, v in mine.items() if v == "failed")
     assert failed == []
     # Skipped only where scikit-learn's own MLP is skipped too (pandas absent, array API off, ...).
     skipped = {k for k, v in mine.items() if v == "skipped"}
     assert skipped <= {k for k, v in ref.items() if v == "skipped"}
-    assert sorted(k for k, v in ref.items() if v == "passed" and mine.get(k) != "passed") == []
+    assert sorted(k for k, v in ref.items() if v != "skipped" and mine.get(k) != "passed") == []
 
 
 @pytest.fixture(scope="module")
