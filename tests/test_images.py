@@ -147,3 +147,10 @@ def test_photographed_mnist_digits_read_as_the_originals(tmp_path):
         close.append(np.corrcoef(got, Xt[i])[0, 1])
         same += int(net.predict(got[None])[0] == net.predict(Xt[i:i + 1])[0])
     assert np.median(close) > 0.9 and same >= 36
+
+
+def test_a_camera_sized_image_is_reduced_first(tmp_path):
+    digit = draw_digit(2, size=2400)
+    Image.fromarray(((1 - digit) * 200 + 40).astype(np.uint8)).save(tmp_path / "big.jpg")
+    assert max(read_image(tmp_path / "big.jpg").shape) == 1024
+    assert np.corrcoef(load_digit(tmp_path / "big.jpg"), prepare_digit(draw_digit(2)))[0, 1] > 0.98

@@ -6,7 +6,8 @@ MNIST's digits are white on black, their size normalized to fit a 20x20 box
 scanned digit is none of this: dark ink on light, greyish paper, of any size
 and with noise.  :func:`prepare_digit` undoes that in six steps:
 
-1. grey: colour is weighted to luminance (ITU-R 601), transparency composited on white;
+1. grey: colour is weighted to luminance (ITU-R 601), transparency composited on white, and an
+   image longer than :data:`MAX_SIDE` pixels reduced to it by area averaging;
 2. polarity: the border is background; a light border means dark-on-light, so invert;
 3. background: subtract the border's level, stretch the contrast so the ink is 1, and set what
    stays below :data:`NOISE` (paper texture, JPEG ripples) to 0;
@@ -30,6 +31,8 @@ BORDER = 0.05
 NOISE = 0.25
 #: MNIST's box for the digit and its field.
 BOX, FIELD = 20, 28
+#: Longer images are first reduced to this side (area averaging), before anything else.
+MAX_SIDE = 1024
 
 
 class ImageError(DataError):
@@ -51,7 +54,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 im = im.convert("RGBA")
                 white = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(white, im)
-            if im.mode in ("I", "I;16", "F"):
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 a = np.asarray(im, dtype=np.float64)
                 top = a.max()
                 a = a / top if top > 0 else a
@@ -59,11 +62,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 a = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
     except UnidentifiedImageError:
         raise ImageError(f"{path} is not an image that Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, ...).") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path} is too large to read safely ({exc}).") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged image data
         raise ImageError(f"{path} cannot be read as an image: {exc}.") from None
     if a.ndim != 2 or a.size == 0:
         raise ImageError(f"{path} has no pixels.")
-    return a.astype(np.float32)
+    a = a.astype(np.float32)
+    if max(a.shape) > MAX_SIDE:  # a camera's 12 megapixels: a digit needs far fewer, and memory stays small
+        s = MAX_SIDE / max(a.shape)
+        size = (max(1, round(a.shape[1] * s)), max(1, round(a.shape[0] * s)))
+        a = np.asarray(Image.fromarray(a, mode="F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return a
 
 
 def prepare_digit(grey: np.ndarray, name: str = "the image") -> np.ndarray:
