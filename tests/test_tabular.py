@@ -101,6 +101,8 @@ def test_npz_files(tmp_path):
     np.savez(tmp_path / "d.npz", X=g.random((20, 4)), y=np.arange(20) % 2)
     t = read_table(tmp_path / "d.npz")
     assert t.X.shape == (20, 4) and t.features == ["x0", "x1", "x2", "x3"]
+    np.savez(tmp_path / "col.npz", X=g.random((20, 4)), y=(np.arange(20) % 2)[:, None])
+    assert read_table(tmp_path / "col.npz").y.shape == (20,)
     np.savez(tmp_path / "bad.npz", X=np.array([[1.0, np.nan]]), y=np.array([0]))
     with pytest.raises(TabularError, match=r"X\[0, 1\]"):
         read_table(tmp_path / "bad.npz")

@@ -349,6 +349,8 @@ def _read_npz(path: Path, features: Sequence[str] | None, require_target: bool) 
             raise TabularError(f"{path}: 'X' has {X.shape[1]} columns but the model takes {len(features)} inputs.")
         names = list(features)
     if y is not None:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # a column of targets is one target
         if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
             raise TabularError(f"{path}: 'y' must have one entry (or row) per row of 'X' ({X.shape[0]}); it has "
                                f"shape {y.shape}.")
