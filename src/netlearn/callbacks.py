@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from . import optimizers
-from .history import FIGURES, History, format_epoch
+from . import metrics, optimizers
+from .history import FIGURES, RECORDED, History, format_epoch
 from .validation import check_choice, check_int, check_positive
 
 CHECKPOINT_FORMAT = "netlearn-checkpoint"
@@ -86,7 +86,11 @@ class Callback:
 
 
 class Monitor(Callback):
-    """Record cost and accuracy on the training and evaluation data after each epoch (the book's flags)."""
+    """Record cost and accuracy on the training and evaluation data after each epoch (the book's flags).
+
+    For a regression network (``net.task == "regression"``) an accuracy flag
+    records R², RMSE and MAE instead (:mod:`netlearn.metrics`).
+    """
 
     def __init__(self, training_cost: bool = False, training_accuracy: bool = False,
                  evaluation_cost: bool = False, evaluation_accuracy: bool = False) -> None:
@@ -100,7 +104,23 @@ class Monitor(Callback):
             if self.flags[f"{which}_cost"]:
                 getattr(h, f"{which}_cost").append(net._total_cost(*data, lmbda=state.lmbda, l1=state.l1, n=n))
             if self.flags[f"{which}_accuracy"]:
-                getattr(h, f"{which}_accuracy").append(net._accuracy(*data))
+                if net.task == "regression":
+                    for k, v in metrics.network_regression_scores(net, *data).items():
+                        getattr(h, f"{which}_{k}").append(v)
+                else:
+                    getattr(h, f"{which}_accuracy").append(net._accuracy(*data))
+
+    def recorded(self, net, has_evaluation: bool) -> tuple[str, ...]:
+        """The History figures this monitor fills for ``net``."""
+        names = []
+        for k, v in self.flags.items():
+            if not v or (k.startswith("evaluation") and not has_evaluation):
+                continue
+            if k.endswith("accuracy") and net.task == "regression":
+                names += [k.replace("accuracy", m) for m in metrics.REGRESSION_FIGURES]
+            else:
+                names.append(k)
+        return tuple(names)
 
 
 class EpochLog(Callback):
@@ -137,9 +157,9 @@ class EarlyStopping(Callback):
 
     def __init__(self, patience: int = 10, monitor: str = "evaluation_accuracy", min_delta: float = 0.0) -> None:
         self.patience = check_int("patience", patience)
-        self.monitor = check_choice("monitor", monitor, FIGURES)
+        self.monitor = check_choice("monitor", monitor, RECORDED)
         self.min_delta = check_positive("min_delta", min_delta, allow_zero=True)
-        self.sign = 1.0 if monitor.endswith("accuracy") else -1.0
+        self.sign = 1.0 if monitor.endswith(("accuracy", "_r2")) else -1.0
         self._reset()
 
     def _reset(self) -> None:
@@ -302,7 +322,7 @@ def restore_checkpoint(source: str | os.PathLike | dict, state: TrainingState, c
     if d["noise_rng"] is not None and state.noise_rng is not None:
         state.noise_rng.bit_generator.state = d["noise_rng"]
     h = d["history"]
-    for name in FIGURES + ("epoch_seconds", "eta"):
+    for name in RECORDED + ("epoch_seconds", "eta"):
         getattr(state.history, name)[:] = h.get(name, [])
     state.history.best_epoch = h.get("best_epoch")
     saved_cbs = d.get("callbacks", {})

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 
 #: The figures a run can monitor after each epoch, in the order they are printed and plotted.
 FIGURES = ("training_cost", "training_accuracy", "evaluation_cost", "evaluation_accuracy")
+#: A regression network's figures, recorded in place of the accuracies (see :mod:`netlearn.metrics`).
+REGRESSION_FIGURES = ("training_r2", "training_rmse", "training_mae", "evaluation_r2", "evaluation_rmse",
+                      "evaluation_mae")
+#: Every per-epoch figure a History can hold (what early stopping and schedules may watch).
+RECORDED = FIGURES + REGRESSION_FIGURES
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -33,8 +38,15 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
     eta: list[float] = field(default_factory=list)
     best_epoch: int | None = None
+    # A regression network's figures in place of the accuracies (see netlearn.metrics).
+    training_r2: list[float] = field(default_factory=list)
+    training_rmse: list[float] = field(default_factory=list)
+    training_mae: list[float] = field(default_factory=list)
+    evaluation_r2: list[float] = field(default_factory=list)
+    evaluation_rmse: list[float] = field(default_factory=list)
+    evaluation_mae: list[float] = field(default_factory=list)
 
-    FIGURES = FIGURES
+    FIGURES = RECORDED
 
     @property
     def epochs(self) -> int:
@@ -42,7 +54,7 @@ class History:
 
     def monitored(self) -> list[str]:
         """The figures this run recorded (those with at least one entry), in ``FIGURES`` order."""
-        return [name for name in FIGURES if getattr(self, name)]
+        return [name for name in RECORDED if getattr(self, name)]
 
     def kept(self, name: str) -> float | None:
         """The figure ``name`` for the weights the network ends with.
@@ -60,7 +72,8 @@ class History:
         return {"training_cost": list(self.training_cost), "training_accuracy": list(self.training_accuracy),
                 "evaluation_cost": list(self.evaluation_cost),
                 "evaluation_accuracy": list(self.evaluation_accuracy),
-                "epoch_seconds": list(self.epoch_seconds), "eta": list(self.eta), "best_epoch": self.best_epoch}
+                "epoch_seconds": list(self.epoch_seconds), "eta": list(self.eta), "best_epoch": self.best_epoch,
+                **{name: list(getattr(self, name)) for name in REGRESSION_FIGURES}}
 
     # The book's network2.SGD returns a 4-tuple; unpacking a History gives the same.
     def __iter__(self):
@@ -70,7 +83,7 @@ class History:
 def format_epoch(h: History, epoch: int, epochs: int) -> str:
     """``Epoch 3/30  2.1s  training cost 0.48  evaluation accuracy 95.12%`` for the last recorded epoch."""
     parts = [f"Epoch {epoch + 1}/{epochs}", f"{h.epoch_seconds[-1]:.2f}s"]
-    for name in FIGURES:
+    for name in RECORDED:
         values = getattr(h, name)
         if values:
             v = values[-1]

@@ -29,6 +29,7 @@ import numpy as np
 from . import costs as costs_mod
 from .layers import MODULES, activations
 from .layers.dense import Dense
+from .data.tabular import Preprocessing
 from .network import Network, Sequential
 
 FORMAT_VERSION = 1
@@ -91,7 +92,29 @@ def to_dict(net: Sequential) -> dict:
     if isinstance(net, Network):
         d["network"] = {"sizes": net.sizes, "activation": net.activation, "output": net.output, "init": net.init,
                         **{k: v for k, v in net.options().items() if v}}
+    pre = preprocessing_dict(net)
+    if pre is not None:
+        d["preprocessing"] = pre
     return d
+
+
+def preprocessing_dict(net: Sequential) -> dict | None:
+    """The data side of a model (scaling, class labels, task) for the ``"preprocessing"`` key, or None."""
+    if net.preprocessing is not None:
+        return {**net.preprocessing.to_dict(), "task": net.task}
+    return {"task": net._task} if net._task is not None else None
+
+
+def set_preprocessing(net: Sequential, d: Any) -> None:
+    """Attach the ``"preprocessing"`` entry of a model file to ``net`` (ModelFileError when malformed)."""
+    try:
+        pre = Preprocessing.from_dict(d)
+        pre.check_network(net.n_in, net.n_out)
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
+    if pre.features or pre.x_shift is not None or pre.classes is not None:
+        net.preprocessing = pre
+    net.task = pre.task
 
 
 def to_network2(net: Sequential) -> dict:
@@ -120,6 +143,9 @@ def save(net: Sequential, path: str | os.PathLike, format: str = "netlearn") -> 
     if format == "netlearn":
         d = to_dict(net)
     elif format == "network2":
+        if preprocessing_dict(net) is not None:
+            raise ValueError("The network2 format cannot hold the data preprocessing (scaling, class labels, task) "
+                             "this network carries; save it in netlearn's format (format='netlearn').")
         d = to_network2(net)
     else:
         raise ValueError(f"The 'format' parameter must be 'netlearn' or 'network2'. Got {format!r} instead.")
@@ -171,8 +197,11 @@ def from_dict(d: dict) -> Sequential:
             net.dropout = float(net_info.get("dropout", 0.0))
             net.batch_norm = bool(net_info.get("batch_norm", False))
             net.input_noise = float(net_info.get("input_noise", 0.0))
-            return net
-        return Sequential(mods, cost=d["cost"], dtype=dtype)
+        else:
+            net = Sequential(mods, cost=d["cost"], dtype=dtype)
+        if "preprocessing" in d:
+            set_preprocessing(net, d["preprocessing"])
+        return net
     except ModelFileError:
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as exc:

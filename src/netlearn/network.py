@@ -50,6 +50,36 @@ class Sequential:
         self.n_in = dense[0].n_in
         self.n_out = dense[-1].n_out
 
+    #: How raw data becomes inputs and outputs become answers (a
+    #: :class:`netlearn.data.tabular.Preprocessing`: scaling, class labels), or None.
+    preprocessing: Any = None
+    _task: str | None = None
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` (the answer is the most active output) or ``"regression"`` (the outputs).
+
+        Set it, or let it follow the preprocessing; otherwise a network with
+        one output does regression (the argmax of one output is always 0).
+        """
+        if self._task is not None:
+            return self._task
+        task = getattr(self.preprocessing, "task", None)
+        if task is not None:
+            return task
+        return "regression" if self.n_out == 1 else "classification"
+
+    @task.setter
+    def task(self, value: str | None) -> None:
+        if value not in (None, "classification", "regression"):
+            raise ValueError(f"The 'task' parameter must be 'classification' or 'regression'. Got {value!r} instead.")
+        self._task = value
+
+    def _check_classifier(self, what: str) -> None:
+        if self.task == "regression":
+            raise ValueError(f"{what} is for classification, but this network does regression (task='regression'); "
+                             f"judge it by R², RMSE and MAE (netlearn.metrics.regression_scores).")
+
     # -- parameters --------------------------------------------------------
     def parameters(self) -> list[np.ndarray]:
         """Every parameter array, module by module."""
@@ -136,9 +166,14 @@ class Sequential:
             return np.concatenate(list(self._outputs(X)))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class labels: the index of the most active output neuron for each row of ``X``."""
+        """Class labels: the index of the most active output neuron for each row of ``X``.
+
+        A regression network (``task == "regression"``) returns its outputs ``(n, n_out)`` instead.
+        """
         X = check_X(X, self.n_in, self.dtype)
         with self._blas_threads(X.shape[0]):
+            if self.task == "regression":
+                return np.concatenate(list(self._outputs(X)))
             return np.concatenate([np.argmax(a, axis=1) for a in self._outputs(X)])
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
@@ -151,6 +186,7 @@ class Sequential:
             return self._accuracy(X, y)
 
     def _accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
+        self._check_classifier("Accuracy")
         labels = y if y.ndim == 1 else np.argmax(y, axis=1)
         pred = np.concatenate([np.argmax(a, axis=1) for a in self._outputs(X)])
         return float(np.count_nonzero(pred == labels)) / X.shape[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .validation import check_choice, check_float, check_int, check_positive
 from .callbacks import Callback, TrainingState
-from .history import FIGURES
+from .history import RECORDED
 
 
 def _check_patience(patience) -> int:
@@ -117,12 +117,12 @@ class HalveOnPlateau(Callback):
     def __init__(self, patience: int = 10, monitor: str = "evaluation_accuracy", factor: float = 0.5,
                  min_factor: float = 128.0) -> None:
         self.patience = _check_patience(patience)
-        self.monitor = check_choice("monitor", monitor, FIGURES)
+        self.monitor = check_choice("monitor", monitor, RECORDED)
         self.factor = _check_gamma(factor)
         if self.factor == 1:
             raise ValueError("The 'factor' parameter must be a float in the range (0, 1). Got 1.0 instead.")
         self.min_factor = check_positive("min_factor", min_factor)
-        self.sign = 1.0 if monitor.endswith("accuracy") else -1.0
+        self.sign = 1.0 if monitor.endswith(("accuracy", "_r2")) else -1.0
         self.eta0: float | None = None
         self.best: float | None = None
         self.wait = 0

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from . import metrics
 from .layers import BatchNorm, Stochastic
 from .history import History, format_epoch
 from .validation import check_data, check_int, check_positive
@@ -157,14 +158,22 @@ class _Recorder:
         if eta is not None:
             h.eta.append(float(eta))
         if self.flags[0]:
-            h.training_accuracy.append(net._accuracy(obj.X, obj.y))
+            self._quality("training", obj.X, obj.y)
         if self.ev is not None and self.flags[1]:
             h.evaluation_cost.append(net._total_cost(*self.ev, lmbda=obj.lmbda, l1=obj.l1, n=obj.n))
         if self.ev is not None and self.flags[2]:
-            h.evaluation_accuracy.append(net._accuracy(*self.ev))
+            self._quality("evaluation", *self.ev)
         if self.verbose:
             print(format_epoch(h, h.epochs - 1, h.epochs).replace("Epoch", "Iteration"))
         self.t0 = time.perf_counter()
+
+    def _quality(self, which: str, X: np.ndarray, y: np.ndarray) -> None:
+        """Accuracy, or for a regression network R², RMSE and MAE (as the Monitor of ``fit`` records them)."""
+        if self.net.task == "regression":
+            for k, v in metrics.network_regression_scores(self.net, X, y).items():
+                getattr(self.history, f"{which}_{k}").append(v)
+        else:
+            getattr(self.history, f"{which}_accuracy").append(self.net._accuracy(X, y))
 
 
 @contextmanager

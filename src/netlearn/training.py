@@ -215,8 +215,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     state = TrainingState(net, opt, history, (X, y), evaluation, epochs, lmbda=lmbda, l1=l1)
     monitor = Monitor(monitor_training_cost, monitor_training_accuracy,
                       monitor_evaluation_cost, monitor_evaluation_accuracy)
-    state.monitored = tuple(k for k, v in monitor.flags.items() if v and
-                            (evaluation is not None or not k.startswith("evaluation")))
+    state.monitored = monitor.recorded(net, evaluation is not None)
     cbs: list[Callback] = [monitor, *sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))]
     if progress:
         cbs.insert(0, ProgressBar(n, batch_size))

@@ -82,7 +82,8 @@ def add_network_options(p: argparse.ArgumentParser) -> None:
                    help=f"output activation: {', '.join(k for k in activations.ACTIVATIONS if k != 'linear')} "
                         "(default: the cost's natural partner)%(default).0s")
     p.add_argument("--cost", default="cross-entropy", choices=list(costs.COSTS),
-                   help="cost function; each has its natural output activation (see --output)")
+                   help="cost function; each has its natural output activation (see --output); for regression "
+                        "data quadratic, with an identity output")
     p.add_argument("--init", default="default", choices=list(init.INITIALIZERS),
                    help="weight initialization: default N(0,1/n_in), large N(0,1), glorot, he "
                         "(default: %(default)s)")
@@ -96,10 +97,34 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
                    help="train on the first N training images only (default: all of them)")
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
+DATA_SETS = ("mnist", "fashion-mnist")
+
+
+def data_source(text: str) -> str:
+    """An argparse ``type`` for ``--data``: a data set's name, or a ``.csv`` / ``.npz`` file of the user's own."""
+    from ..data.tabular import is_table_file
+
+    if text in DATA_SETS or is_table_file(text):
+        return text
+    raise argparse.ArgumentTypeError(f"expected {' or '.join(DATA_SETS)}, or your own data as a .csv file (with a "
+                                     f"header) or a .npz file (arrays X and y), got {text!r}")
+
+
+def own_data(args) -> bool:
+    """Did ``--data`` name a file of the user's own rather than MNIST or Fashion-MNIST?"""
+    return getattr(args, "data", None) not in DATA_SETS
+
+
+def add_data_options(p: argparse.ArgumentParser, files: bool = False) -> None:
+    """``--data`` and ``--data-dir``; with ``files``, ``--data`` also takes the user's CSV or .npz file."""
     # '%(default)' in a help text stops ArgumentDefaultsHelpFormatter from appending "(default: ...)" again;
     # '%(default).0s' prints nothing, for a default (None) that the text explains better.
-    p.add_argument("--data", choices=["mnist", "fashion-mnist"], default="mnist", help="data set (default: %(default)s)")
+    if files:
+        p.add_argument("--data", type=data_source, default="mnist", metavar="mnist|fashion-mnist|FILE",
+                       help="data set, or your own FILE.csv (with a header line) or FILE.npz (arrays X and y) "
+                            "(default: %(default)s)")
+    else:
+        p.add_argument("--data", choices=DATA_SETS, default="mnist", help="data set (default: %(default)s)")
     p.add_argument("--data-dir", metavar="ROOT", default=None,
                    help="data root holding mnist/ and fashion-mnist/ (default: $NETLEARN_DATA, else the per-user "
                         "cache)%(default).0s")
@@ -111,5 +136,67 @@ def load_data(args):
 
     try:
         return load_dataset(args.data, args.data_dir)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def add_table_options(p: argparse.ArgumentParser, training: bool = True) -> None:
+    """The options of ``--data FILE``: the target column and, for training, task, scaling and held-out data."""
+    g = p.add_argument_group("your own data (--data FILE.csv or FILE.npz)")
+    g.add_argument("--target", metavar="COLUMN", default=None,
+                   help="the CSV column to predict (default: the column named label, target or y, else the "
+                        "last)%(default).0s")
+    if not training:
+        return
+    g.add_argument("--task", choices=["classification", "regression"], default=None,
+                   help="what to learn (default: inferred; integer targets with at most 20 distinct values are "
+                        "classes, other numbers regression, text labels classes)%(default).0s")
+    g.add_argument("--scale", choices=["standard", "minmax", "none"], default="standard",
+                   help="scaling of the inputs and of regression targets, learned on the training rows and "
+                        "stored in the saved model (default: %(default)s)")
+    g.add_argument("--validation-split", type=_fraction, default=None, metavar="F",
+                   help="hold out this fraction of FILE's rows for validation, seeded by --seed and stratified "
+                        "by class (default: 0.2, or none with --validation FILE); 0 holds out none%(default).0s")
+    g.add_argument("--validation", metavar="FILE", default=None,
+                   help="validation rows in a file with the same columns (default: --validation-split of --data)%(default).0s")
+    g.add_argument("--test", metavar="FILE", default=None,
+                   help="test rows in a file with the same columns, used by --eval test (default: none)%(default).0s")
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction like 0.2, got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return v
+
+
+def hidden_sizes(text: str) -> list[int]:
+    """``64`` or ``64,32``: the hidden layers' sizes."""
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 64,32, got {text!r}") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive layer sizes like 64,32, got {text!r}")
+    return sizes
+
+
+def load_own_data(args):
+    """The :class:`netlearn.data.tabular.TabularData` for ``--data FILE`` and its options, or a UsageError."""
+    from ..data.mnist import DataError
+    from ..data.tabular import load_tabular
+
+    split = args.validation_split
+    if split is None:
+        split = 0.0 if args.validation is not None else 0.2
+    elif args.validation is not None and split:
+        raise UsageError("give --validation FILE or --validation-split F, not both.")
+    try:
+        return load_tabular(args.data, target=args.target, task=args.task, scale=args.scale,
+                            validation=args.validation, validation_split=split or None, test=args.test,
+                            seed=args.seed)
     except DataError as exc:
         raise UsageError(str(exc)) from None

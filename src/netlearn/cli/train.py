@@ -10,16 +10,20 @@ import numpy as np
 from .. import history
 from ..plot import plot_format
 from . import augmentation, techniques
-from .common import (UsageError, add_data_options, hidden_activation, add_network_options, add_split_options, load_data, name_list,
-                     nonneg_float, positive_float, positive_int)
+from .common import (UsageError, add_data_options, add_network_options, add_split_options, add_table_options,
+                     hidden_activation, hidden_sizes, load_data, load_own_data, name_list, nonneg_float, own_data,
+                     positive_float, positive_int)
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a network (default: the book's [784,30,10] on MNIST)",
                        description="Train a fully-connected network by mini-batch SGD and report per-epoch figures.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_data_options(p)
+    add_data_options(p, files=True)
     add_network_options(p)
+    p.add_argument("--hidden", type=hidden_sizes, default=None, metavar="N[,N...]",
+                   help="hidden layer sizes; the first and last layer are taken from the data (default: 30 for "
+                        "--data FILE; else --layers)%(default).0s")
     p.add_argument("--eta", type=positive_float, default=0.5, help="learning rate")
     p.add_argument("--lmbda", type=nonneg_float, default=5.0, help="L2 regularization (the book's lambda)")
     p.add_argument("--epochs", type=positive_int, default=30, help="passes over the training data")
@@ -29,6 +33,7 @@ def register(sub) -> None:
                         "the available cores, at most 4)")
     p.add_argument("--seed", type=int, default=None, help="seed for initialization and shuffling (default: a fresh random seed)")
     add_split_options(p)
+    add_table_options(p)
     p.add_argument("--monitor", type=name_list, default=None, metavar="FIGURE[,FIGURE...]",
                    help=f"figures to record each epoch: {', '.join(history.FIGURES)} (default: evaluation_accuracy)")
     p.add_argument("--json", metavar="FILE", default=None, help="write the History as JSON (default: not written)")
@@ -46,21 +51,83 @@ def register(sub) -> None:
 FIGURES = history.FIGURES  # the figures --monitor can name (kept here for the modules that import it)
 
 
-def build_network(args):
+DEFAULT_LAYERS = [784, 30, 10]
+
+
+def build_network(args, sizes=None, cost=None, output=None):
     from ..layers import activations
     from ..network import Network
 
     activation = hidden_activation(args.activation)
-    if args.output is not None:
+    output = args.output if output is None else output
+    if output is not None:
         try:
-            activations.get(args.output)
+            activations.get(output)
         except ValueError:
-            raise UsageError(f"--output {args.output}: choose one of {', '.join(sorted(activations.ACTIVATIONS))}.") from None
+            raise UsageError(f"--output {output}: choose one of {', '.join(sorted(activations.ACTIVATIONS))}.") from None
     try:
-        return Network(args.layers, activation=activation, cost=args.cost, init=args.init, output=args.output,
-                       seed=args.seed, **techniques.network_kwargs(args))
+        return Network(sizes or layers(args), activation=activation, cost=cost or args.cost, init=args.init,
+                       output=output, seed=args.seed, **techniques.network_kwargs(args))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def layers(args, n_in: int = 784, n_out: int = 10) -> list[int]:
+    """``--layers``, or ``--hidden`` between an input layer of ``n_in`` and an output layer of ``n_out``."""
+    if args.hidden is None:
+        return args.layers
+    if args.layers != DEFAULT_LAYERS:
+        raise UsageError("give --layers (every layer) or --hidden (the hidden ones), not both.")
+    return [n_in, *args.hidden, n_out]
+
+
+def check_table_options(args) -> None:
+    """The --data FILE options, refused with MNIST; image options refused with a file."""
+    if own_data(args):
+        used = [o for o, v in (("--expand", getattr(args, "expand", None)), ("--augment", getattr(args, "augment", None)))
+                if v]
+        if used:
+            raise UsageError(f"{', '.join(used)} distort images; --data {args.data} holds rows of numbers.")
+        return
+    used = [o for o, v in (("--target", args.target), ("--task", args.task), ("--validation", args.validation),
+                           ("--test", args.test), ("--validation-split", args.validation_split is not None))
+            if v]
+    if used:
+        raise UsageError(f"{', '.join(used)} apply to your own data (--data FILE.csv or FILE.npz), not to {args.data}.")
+
+
+def own_network(args, data):
+    """The network for ``--data FILE``: the data fixes the first and last layers, the task the output."""
+    if args.hidden is None and args.layers == DEFAULT_LAYERS:
+        sizes = data.sizes([30])
+    else:
+        sizes = layers(args, data.n_inputs, data.n_outputs)
+        if sizes[0] != data.n_inputs or sizes[-1] != data.n_outputs:
+            raise UsageError(f"--layers {','.join(map(str, sizes))}: {args.data} has {data.n_inputs} input columns and "
+                             f"{data.n_outputs} {'classes' if data.preprocessing.task == 'classification' else 'targets'}"
+                             f", so give the hidden layers only, e.g. --hidden {','.join(map(str, sizes[1:-1] or [30]))}.")
+    cost, output = None, None
+    if data.preprocessing.task == "regression":
+        if args.cost not in ("cross-entropy", "quadratic"):
+            raise UsageError(f"--cost {args.cost} is for classes; regression trains on the quadratic cost.")
+        cost, output = "quadratic", args.output or "identity"
+    net = build_network(args, sizes, cost, output)
+    net.preprocessing = data.preprocessing
+    return net
+
+
+def own_split(args, data):
+    """Training and evaluation pairs for ``--data FILE`` (``--eval``, ``--train-size``)."""
+    training = data.training
+    if args.train_size is not None:
+        if args.train_size > training[0].shape[0]:
+            raise UsageError(f"--train-size {args.train_size} is more than the {training[0].shape[0]} training rows.")
+        training = (training[0][:args.train_size], training[1][:args.train_size])
+    if args.eval == "test":
+        if data.test is None:
+            raise UsageError("--eval test needs the test rows: --test FILE.")
+        return training, data.test
+    return training, data.validation
 
 
 def monitor_flags(args) -> dict:
@@ -86,6 +153,17 @@ def select_data(args):
     return training, evaluation
 
 
+def regression_flags(args, flags: dict) -> dict:
+    """A regression network's accuracy flags record R², RMSE and MAE; early stopping then watches R²."""
+    if getattr(args, "stop_on", None) is not None and args.stop_on.endswith("accuracy"):
+        raise UsageError(f"--stop-on {args.stop_on}: a regression network has no accuracy; use "
+                         f"{args.stop_on.replace('accuracy', 'cost')}, or leave --stop-on out to watch R².")
+    figure = techniques.stop_figure(args)
+    if figure.endswith("accuracy"):
+        args.stop_on = figure.replace("accuracy", "r2")  # the Monitor records R² where it would record accuracy
+    return flags
+
+
 def check_outputs(args) -> None:
     """Fail before training, not after, when an output file cannot be written."""
     from pathlib import Path
@@ -108,17 +186,32 @@ def run(args) -> int:
 
     check_outputs(args)
     techniques.check(args)
+    check_table_options(args)
     flags = techniques.extend_monitor(args, monitor_flags(args))
+    if own_data(args):
+        data = load_own_data(args)
+        net = own_network(args, data)
+        training, evaluation = own_split(args, data)
+        if args.save and args.save_format == "network2":
+            raise UsageError("--save-format network2 cannot hold the scaling and labels of --data FILE; use "
+                             "netlearn's format.")
+        what = f"rows of {args.data} ({net.task})"
+    else:
+        net = build_network(args)
+        training, evaluation = select_data(args)
+        training = augmentation.expand_training(args, training)
+        what = f"{args.data} images"
+    if net.task == "regression":
+        flags = regression_flags(args, flags)
+    if evaluation is None:
+        flags = {k: v and not k.startswith("monitor_evaluation") for k, v in flags.items()}
     if args.plot is not None and not any(flags.values()):
         raise UsageError(f"--plot {args.plot}: nothing is monitored, so there is nothing to plot; name a figure with "
                          f"--monitor ({', '.join(FIGURES)}).")
-    net = build_network(args)
-    training, evaluation = select_data(args)
-    training = augmentation.expand_training(args, training)
     if not args.quiet:
-        print(f"{net}\ntraining on {training[0].shape[0]} {args.data} images, evaluating on {args.eval} "
-              f"({evaluation[0].shape[0]}); eta={args.eta} lmbda={args.lmbda} batch={args.batch_size} "
-              f"epochs={args.epochs}", file=sys.stderr)
+        held = f"evaluating on {args.eval} ({evaluation[0].shape[0]})" if evaluation is not None else "no evaluation"
+        print(f"{net}\ntraining on {training[0].shape[0]} {what}, {held}; eta={args.eta} lmbda={args.lmbda} "
+              f"batch={args.batch_size} epochs={args.epochs}", file=sys.stderr)
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
             if args.optimizer in techniques.SECOND_ORDER:
@@ -152,6 +245,11 @@ def write_outputs(args, net, history) -> None:
         from ..plot import plot_history
 
         plot_history(history, args.plot, title=f"{net.sizes} eta={args.eta} lmbda={args.lmbda}")
+    if history.evaluation_r2:
+        # With early stopping the network keeps an earlier epoch's weights: report that epoch.
+        kept = history.best_epoch - 1 if history.best_epoch is not None else -1
+        print(f"final {args.eval} R² {history.evaluation_r2[kept]:.4f}  RMSE {history.evaluation_rmse[kept]:.4g}  "
+              f"MAE {history.evaluation_mae[kept]:.4g} (best R² {max(history.evaluation_r2):.4f})")
     if history.evaluation_accuracy:
         # With early stopping the network ends with the best epoch's weights: "final" is theirs.
         best = max(history.evaluation_accuracy)

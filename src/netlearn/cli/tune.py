@@ -45,7 +45,7 @@ def register(sub) -> None:
                    help="CPU threads (default: NETLEARN_THREADS, else the available cores, at most 4)%(default).0s")
     p.add_argument("--seed", type=int, default=0, help="seed for every initialization and shuffle")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                   help="train on the first N training images only%(default).0s")
+                   help="train on the first N training images only (default: all of them)%(default).0s")
     p.add_argument("--patience", type=positive_int, default=10,
                    help="n of the no-improvement-in-n rules (early stopping, the halving schedule)")
     p.add_argument("--threshold-images", type=positive_int, default=5000, metavar="N",
@@ -57,9 +57,9 @@ def register(sub) -> None:
     p.add_argument("--batch-seconds", type=positive_float, default=5.0, metavar="S",
                    help="wall-clock seconds of training for each mini-batch size in step 5")
     p.add_argument("--json", metavar="FILE", default=None, help="write the choices, the steps and the final "
-                                                                  "accuracies as JSON")
-    p.add_argument("--save", metavar="FILE", default=None, help="save the final network (netlearn JSON)")
-    p.add_argument("--plot", metavar="DIR", default=None, help="draw one PNG per step into DIR (created if missing)")
+                                                                  "accuracies as JSON (default: not written)")
+    p.add_argument("--save", metavar="FILE", default=None, help="save the final network as netlearn JSON (default: not saved)")
+    p.add_argument("--plot", metavar="DIR", default=None, help="draw one PNG per step into DIR, created if missing (default: no figures)")
     p.add_argument("--quiet", action="store_true", help="print only the final line")
     p.set_defaults(func=run)
 
