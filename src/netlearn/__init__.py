@@ -5,10 +5,11 @@
 >>> net = netlearn.Network([784, 30, 10])
 >>> history = net.fit(training, 30, 10, 0.5, lmbda=5.0, evaluation_data=validation)
 """
-from . import callbacks, costs, data, gradcheck, history, init, optimizers, schedules, second_order, training
+from . import callbacks, checkpoints, costs, data, gradcheck, history, init, optimizers, schedules, second_order, training
 from .costs import CrossEntropyCost, HingeCost, LogLikelihoodCost, QuadraticCost
 from .io import ModelFileError, load
-from .callbacks import Checkpoint, EarlyStopping
+from .callbacks import EarlyStopping
+from .checkpoints import Checkpoint
 from .layers import BatchNorm, Dense, Dropout, GaussianNoise, Identity, Module, ReLU, Sigmoid, Softmax, Step, Tanh
 from .network import Network, Sequential
 from .population import Population
@@ -23,5 +24,5 @@ __all__ = [
     "Step", "Dropout", "BatchNorm", "GaussianNoise",
     "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2", "MaxNorm",
     "History", "Callback", "EarlyStopping", "Checkpoint", "DivergenceError", "ModelFileError", "load", "costs", "data",
-    "init", "optimizers", "schedules", "second_order", "callbacks", "gradcheck", "history", "training",
+    "init", "optimizers", "schedules", "second_order", "callbacks", "checkpoints", "gradcheck", "history", "training",
 ]

@@ -1,4 +1,4 @@
-"""Callbacks of the training loop: their base types, monitoring, early stopping and checkpoints.
+"""Callbacks of the training loop: their base types, monitoring and early stopping.
 
 Schedules live in :mod:`netlearn.schedules`, the progress bar in :mod:`netlearn.progress`.
 
@@ -7,17 +7,14 @@ Schedules live in :mod:`netlearn.schedules`, the progress bar in :mod:`netlearn.
 * :class:`Monitor`, :class:`EpochLog` — record and print the monitored figures.
 * :class:`EarlyStopping` — the book's no-improvement-in-n rule (Nielsen
   ch. 3, "Early stopping") on any monitored figure, keeping the best weights.
-* :class:`Checkpoint` — every ``k`` epochs, an atomic JSON file holding the
-  weights, module state, optimizer state, both random generators, the epoch,
-  the History and the callbacks' state; ``fit(..., resume=path)`` continues
-  from it with the same results as an uninterrupted run.
+* :class:`Checkpoint` — re-exported from :mod:`netlearn.checkpoints`, its
+  home: every ``k`` epochs an atomic JSON file from which
+  ``fit(..., resume=path)`` continues with the same results as an
+  uninterrupted run.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,8 +23,20 @@ from . import metrics, optimizers
 from .history import FIGURES, RECORDED, History, format_epoch
 from .validation import check_choice, check_int, check_positive
 
-CHECKPOINT_FORMAT = "netlearn-checkpoint"
-CHECKPOINT_VERSION = 1
+__all__ = ["TrainingState", "Callback", "Monitor", "EpochLog", "EarlyStopping"]
+
+#: Names whose home is now :mod:`netlearn.checkpoints` (which builds on this module, so they are looked
+#: up on first use instead of imported here).
+_CHECKPOINT_NAMES = ("Checkpoint", "CheckpointError", "KeepLast", "checkpoint_dict", "load_checkpoint",
+                     "restore_checkpoint", "resume_with")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CHECKPOINT_NAMES:
+        from . import checkpoints
+
+        return getattr(checkpoints, name)
+    raise AttributeError(f"module 'netlearn.callbacks' has no attribute {name!r}")
 
 
 @dataclass
@@ -211,163 +220,3 @@ class EarlyStopping(Callback):
 
     def __repr__(self) -> str:
         return f"EarlyStopping(patience={self.patience}, monitor={self.monitor!r})"
-
-
-# ---------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------
-def _encode(obj: Any) -> Any:
-    """JSON-ready copy: arrays become ``{"__ndarray__": values, "dtype": ..., "shape": ...}`` (exact round trip)."""
-    if isinstance(obj, np.ndarray):
-        return {"__ndarray__": obj.ravel().tolist(), "dtype": obj.dtype.name, "shape": list(obj.shape)}
-    if isinstance(obj, dict):
-        return {str(k): _encode(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_encode(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
-def _decode(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if "__ndarray__" in obj:
-            return np.array(obj["__ndarray__"], dtype=obj["dtype"]).reshape(obj["shape"])
-        return {k: _decode(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_decode(v) for v in obj]
-    return obj
-
-
-def _callback_key(i: int, cb: Callback) -> str:
-    return f"{i}:{type(cb).__name__}"
-
-
-def checkpoint_dict(state: TrainingState) -> dict:
-    """Everything a resumed run needs, after ``state.epoch`` (0-based) has ended."""
-    from .io import to_dict
-
-    cb_states = {}
-    for i, cb in enumerate(state.callbacks):
-        st = cb.state_dict()
-        if st is not None:
-            cb_states[_callback_key(i, cb)] = st
-    return _encode({
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-        "epoch": state.epoch + 1,
-        "model": to_dict(state.net),
-        "optimizer": state.optimizer.state_dict(), "eta": state.optimizer.eta,
-        "shuffle_rng": state.shuffle_rng.bit_generator.state if state.shuffle_rng is not None else None,
-        "order": state.order,
-        "noise_rng": state.noise_rng.bit_generator.state if state.noise_rng is not None else None,
-        "history": state.history.to_dict(),
-        "callbacks": cb_states,
-        "fit": {"batch_size": state.batch_size, "n": int(state.training_data[0].shape[0]),
-                "lmbda": state.lmbda, "l1": state.l1, "seed": state.seed if isinstance(state.seed, int) else None},
-    })
-
-
-def load_checkpoint(source: str | os.PathLike | dict) -> dict:
-    """Read a checkpoint file (or pass a dict through), checking its format."""
-    if isinstance(source, dict):
-        d = source
-    else:
-        path = Path(source)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"No checkpoint file at {path}.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a netlearn checkpoint: {exc}.") from None
-    if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{source if not isinstance(source, dict) else 'resume'} is not a netlearn checkpoint "
-                         f"(expected format {CHECKPOINT_FORMAT!r}).")
-    if d.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"Unsupported checkpoint version {d.get('version')!r}; this netlearn reads {CHECKPOINT_VERSION}.")
-    return _decode(d)
-
-
-def restore_checkpoint(source: str | os.PathLike | dict, state: TrainingState, callbacks) -> int:
-    """Put a checkpoint's weights, optimizer, generators, History and callback state into ``state``.
-
-    Returns the number of epochs the checkpoint had finished (where training resumes).
-    """
-    from .io import from_dict
-
-    d = load_checkpoint(source)
-    cfg = d["fit"]
-    n = int(state.training_data[0].shape[0])
-    for name, now in (("batch_size", state.batch_size), ("n", n)):
-        if cfg[name] != now:
-            what = "training set size" if name == "n" else "batch_size"
-            raise ValueError(f"The checkpoint was trained with {what} {cfg[name]}; this run has {now}. Resume with "
-                             f"the same {what} to continue the same run.")
-    saved = from_dict(d["model"])
-    net = state.net
-    shapes = [p.shape for p in net.parameters()]
-    if [type(m).__name__ for m in saved.modules] != [type(m).__name__ for m in net.modules] or \
-            [p.shape for p in saved.parameters()] != shapes:
-        raise ValueError(f"The checkpoint holds a different network ({saved!r}); this run trains {net!r}.")
-    for p, q in zip(net.parameters(), saved.parameters()):
-        p[...] = q
-    for m, s in zip(net.modules, saved.modules):
-        st = s.get_state()
-        if st:
-            m.set_state(st)
-    state.optimizer.load_state_dict(d["optimizer"])
-    state.optimizer.eta = d["eta"]
-    if d["shuffle_rng"] is not None and state.shuffle_rng is not None:
-        state.shuffle_rng.bit_generator.state = d["shuffle_rng"]
-        state.order[...] = d["order"]
-    if d["noise_rng"] is not None and state.noise_rng is not None:
-        state.noise_rng.bit_generator.state = d["noise_rng"]
-    h = d["history"]
-    for name in RECORDED + ("epoch_seconds", "eta"):
-        getattr(state.history, name)[:] = h.get(name, [])
-    state.history.best_epoch = h.get("best_epoch")
-    saved_cbs = d.get("callbacks", {})
-    for i, cb in enumerate(callbacks):
-        key = _callback_key(i, cb)
-        if key in saved_cbs:
-            cb.load_state_dict(saved_cbs[key])
-    state.epoch = int(d["epoch"]) - 1
-    return int(d["epoch"])
-
-
-class Checkpoint(Callback):
-    """Write a checkpoint every ``every`` epochs to ``directory/checkpoint-EEEE.json`` (atomically).
-
-    Resume with ``fit(..., resume=path)`` or ``netlearn train --resume path``.
-    ``keep`` is how many recent checkpoint files to keep (``None``: all).
-    Runs after every other callback, so it saves their state for the epoch.
-    """
-
-    order = 100
-
-    def __init__(self, directory: str | os.PathLike, every: int = 1, keep: int | None = None) -> None:
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"The 'every' parameter must be an integer >= 1. Got {every!r} instead.")
-        self.directory = Path(directory)
-        self.every = int(every)
-        self.keep = keep
-        self.paths: list[Path] = []
-
-    def on_train_begin(self, state: TrainingState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-
-    def on_epoch_end(self, state: TrainingState) -> None:
-        if (state.epoch + 1) % self.every:
-            return
-        from .io import atomic_write_text
-
-        path = self.directory / f"checkpoint-{state.epoch + 1:04d}.json"
-        atomic_write_text(path, json.dumps(checkpoint_dict(state), separators=(",", ":")))
-        self.paths.append(path)
-        if self.keep is not None:
-            while len(self.paths) > self.keep:
-                old = self.paths.pop(0)
-                if old.exists():
-                    old.unlink()
-
-    def __repr__(self) -> str:
-        return f"Checkpoint({str(self.directory)!r}, every={self.every})"

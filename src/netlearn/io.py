@@ -13,14 +13,15 @@ The book's format (``network2.save``)::
      "cost": "CrossEntropyCost"}
 
 plus ``activation`` and ``output`` keys, which the book's own loader ignores.
-Writes are atomic: a temporary file in the same folder, then a rename.
+Writes are atomic: a temporary file in the same folder, then a rename
+(:mod:`netlearn.files`).  Loading checks every declared size against the
+numbers the file carries before allocating anything.
 """
 from __future__ import annotations
 
 import inspect
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -30,47 +31,14 @@ from . import costs as costs_mod
 from .layers import MODULES, activations
 from .layers.dense import Dense
 from .data.tabular import Preprocessing
+from .files import atomic_write_text, temporary_file  # noqa: F401 - their old home; plot and the CLI import them here
 from .network import Network, Sequential
 
 FORMAT_VERSION = 1
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be read: not JSON, or not a netlearn / network2 model."""
-
-
-def temporary_file(path: Path, suffix: str) -> tuple[int, str]:
-    """Create a fresh temporary file beside ``path``: ``(fd, name)``.
-
-    Unlike ``tempfile.mkstemp`` (always mode 0600) it is created with mode
-    0666 less the umask, so that after the rename the result has the
-    permissions of any other file the user writes.
-    """
-    for _ in range(100):
-        tmp = os.path.join(path.parent or ".", f".{path.name}.{secrets.token_hex(6)}{suffix}")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"Cannot create a temporary file beside {path}.")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise ValueError(f"Cannot write {path}: the folder {path.parent} does not exist.")
-    fd, tmp = temporary_file(path, ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """A model file that cannot be read: not JSON, not a netlearn / network2 model, or sizes that lie."""
 
 
 def to_dict(net: Sequential) -> dict:
@@ -152,51 +120,142 @@ def save(net: Sequential, path: str | os.PathLike, format: str = "netlearn") -> 
     atomic_write_text(path, json.dumps(d, separators=(",", ":")))
 
 
+# ---------------------------------------------------------------------------
+# Loading.  A model file is untrusted: every size it declares is checked
+# against the numbers it carries *before* anything is allocated, and every
+# problem is one ModelFileError.  The netlearn format is read in sections
+# (header, modules, network options), each by a function of its own, so a
+# new top-level key gets a reader of its own beside them.
+# ---------------------------------------------------------------------------
+def nested_shape(value: Any, ndim: int) -> tuple[int, ...] | None:
+    """The shape of ``value`` as nested lists of depth ``ndim``, from the first element at each level.
+
+    Iterative and allocation-free: it only reads list lengths.  None if
+    ``value`` is not nested that deep (raggedness is caught when converting).
+    """
+    shape = []
+    v = value
+    for _ in range(ndim):
+        if not isinstance(v, list):
+            return None
+        shape.append(len(v))
+        v = v[0] if v else None
+    if shape and shape[-1] and isinstance(v, (list, dict)):
+        return None
+    return tuple(shape)
+
+
 def _array(value: Any, shape: tuple, what: str, dtype) -> np.ndarray:
+    """``value`` (nested lists from JSON) as an array of ``shape``, checked before it is converted."""
+    got = nested_shape(value, len(shape))
+    if got != tuple(shape):
+        raise ModelFileError(f"{what} has shape {got if got is not None else 'of another depth'}; expected {shape}.")
     try:
         a = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ModelFileError(f"{what} is not an array of numbers.") from None
-    if a.shape != shape:
+    if a.shape != tuple(shape):
         raise ModelFileError(f"{what} has shape {a.shape}; expected {shape}.")
     if not np.all(np.isfinite(a)):
         raise ModelFileError(f"{what} contains NaN or infinite values.")
+    if a.size and np.abs(a).max() > np.finfo(dtype).max:
+        raise ModelFileError(f"{what} holds values beyond the range of {np.dtype(dtype).name}.")
     return a.astype(dtype)
 
 
+def _declared_param_shapes(kind: str, cfg: dict) -> list[tuple[int, ...]] | None:
+    """The parameter shapes a module's config declares (None for modules without sizes)."""
+    def size(key):
+        v = cfg.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ModelFileError(f"its config {key!r} must be a positive whole number; got {v!r}.")
+        return v
+
+    if kind == "Dense":
+        return [(size("n_in"), size("n_out")), (size("n_out"),)]
+    if kind == "BatchNorm":
+        return [(size("n"),), (size("n"),)]
+    return None
+
+
+def _module_from(i: int, spec: Any, dtype: str):
+    """One module of netlearn's format; its declared sizes are checked against its parameters first."""
+    if not isinstance(spec, dict):
+        raise ModelFileError(f"module {i} is a {type(spec).__name__}; expected an object with a 'type'.")
+    kind = spec.get("type")
+    cls = MODULES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ModelFileError(f"module {i} has unknown type {kind!r}; known: {sorted(MODULES)}.")
+    cfg, params, state = spec.get("config", {}), spec.get("params", []), spec.get("state", {})
+    for name, value, want in (("config", cfg, dict), ("params", params, list), ("state", state, dict)):
+        if not isinstance(value, want):
+            raise ModelFileError(f"module {i} ({kind}): '{name}' is a {type(value).__name__}; expected a "
+                                 f"{want.__name__}.")
+    try:
+        shapes = _declared_param_shapes(kind, cfg)
+    except ModelFileError as exc:
+        raise ModelFileError(f"module {i} ({kind}): {exc}") from None
+    if shapes is not None:
+        if len(params) != len(shapes):
+            raise ModelFileError(f"module {i} ({kind}) has {len(params)} parameter arrays; expected {len(shapes)}.")
+        for j, (v, shape) in enumerate(zip(params, shapes)):
+            got = nested_shape(v, len(shape))
+            if got != shape:
+                raise ModelFileError(f"module {i} ({kind}) declares parameter {j} of shape {shape}, but the file "
+                                     f"holds {got if got is not None else 'an array of another depth'}.")
+    cfg = dict(cfg)
+    if "dtype" in inspect.signature(cls).parameters:
+        cfg["dtype"] = dtype
+    m = cls(**cfg)
+    if len(params) != len(m.params):
+        raise ModelFileError(f"module {i} ({kind}) has {len(params)} parameter arrays; expected {len(m.params)}.")
+    for j, (p, v) in enumerate(zip(m.params, params)):
+        p[...] = _array(v, p.shape, f"module {i} parameter {j}", p.dtype)
+    if state:
+        expected = m.get_state()
+        arrays = {}
+        for k, v in state.items():
+            if k not in expected:
+                raise ModelFileError(f"module {i} ({kind}) has an unknown state entry {k!r}.")
+            arrays[k] = _array(v, expected[k].shape, f"module {i} state {k!r}", expected[k].dtype)
+        m.set_state(arrays)
+    return m
+
+
+def _network_from(info: Any, mods: list, cost: Any, dtype: str) -> Network:
+    """The ``network`` section: ``Network``'s options, which must agree with the modules."""
+    if not isinstance(info, dict):
+        raise ModelFileError(f"'network' is a {type(info).__name__}; expected an object of Network's options.")
+    missing = [k for k in ("sizes", "activation", "output", "init") if k not in info]
+    if missing:
+        raise ModelFileError(f"'network' lacks {', '.join(missing)}.")
+    try:
+        return Network.from_modules(mods, sizes=info["sizes"], activation=info["activation"], cost=cost,
+                                    init=info["init"], output=info["output"], dtype=dtype,
+                                    dropout=info.get("dropout", 0.0), batch_norm=info.get("batch_norm", False),
+                                    input_noise=info.get("input_noise", 0.0))
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"its 'network' options disagree with its modules: {exc}") from None
+
+
 def from_dict(d: dict) -> Sequential:
-    """Build a network from netlearn's JSON structure."""
+    """Build a network from netlearn's JSON structure (every size checked before it is allocated)."""
+    if not isinstance(d, dict):
+        raise ModelFileError(f"a model is a JSON object; got {type(d).__name__}.")
     if d.get("version") != FORMAT_VERSION:
         raise ModelFileError(f"unsupported netlearn format version {d.get('version')!r} (this netlearn reads {FORMAT_VERSION}).")
     dtype = d.get("dtype", "float32")
-    mods = []
+    if dtype not in ("float32", "float64"):
+        raise ModelFileError(f"'dtype' must be 'float32' or 'float64'; got {dtype!r}.")
+    specs = d.get("modules")
+    if not isinstance(specs, list) or not specs:
+        raise ModelFileError("'modules' must be a non-empty list of modules.")
+    if not isinstance(d.get("cost"), str):
+        raise ModelFileError(f"'cost' must be a cost's name; got {d.get('cost')!r}.")
     try:
-        specs = list(d["modules"])
-        for i, spec in enumerate(specs):
-            cls = MODULES.get(spec.get("type"))
-            if cls is None:
-                raise ModelFileError(f"module {i} has unknown type {spec.get('type')!r}; known: {sorted(MODULES)}.")
-            cfg = dict(spec.get("config", {}))
-            if "dtype" in inspect.signature(cls).parameters:
-                cfg["dtype"] = dtype
-            m = cls(**cfg)
-            params = spec.get("params", [])
-            if len(params) != len(m.params):
-                raise ModelFileError(f"module {i} ({spec['type']}) has {len(params)} parameter arrays; expected {len(m.params)}.")
-            for j, (p, v) in enumerate(zip(m.params, params)):
-                p[...] = _array(v, p.shape, f"module {i} parameter {j}", p.dtype)
-            if "state" in spec:
-                m.set_state({k: np.asarray(v, dtype=dtype) for k, v in spec["state"].items()})
-            mods.append(m)
-        net_info = d.get("network")
-        if net_info:
-            net = Network.__new__(Network)
-            Sequential.__init__(net, mods, cost=d["cost"], dtype=dtype)
-            net.sizes, net.activation = list(net_info["sizes"]), net_info["activation"]
-            net.output, net.init = net_info["output"], net_info["init"]
-            net.dropout = float(net_info.get("dropout", 0.0))
-            net.batch_norm = bool(net_info.get("batch_norm", False))
-            net.input_noise = float(net_info.get("input_noise", 0.0))
+        mods = [_module_from(i, spec, dtype) for i, spec in enumerate(specs)]
+        if d.get("network"):
+            net = _network_from(d["network"], mods, d["cost"], dtype)
         else:
             net = Sequential(mods, cost=d["cost"], dtype=dtype)
         if "preprocessing" in d:
@@ -204,45 +263,66 @@ def from_dict(d: dict) -> Sequential:
         return net
     except ModelFileError:
         raise
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"malformed netlearn model ({type(exc).__name__}: {exc}).") from None
 
 
 def from_network2(d: dict, dtype: Any = None) -> Network:
-    """Build a :class:`Network` from the book's ``network2.py`` JSON structure."""
+    """Build a :class:`Network` from the book's ``network2.py`` JSON structure (shapes checked first)."""
     try:
         sizes = [int(s) for s in d["sizes"]]
         cost = costs_mod.get(d["cost"])
         weights, biases = d["weights"], d["biases"]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"malformed network2 model ({type(exc).__name__}: {exc}).") from None
+    if not isinstance(weights, list) or not isinstance(biases, list):
+        raise ModelFileError("'weights' and 'biases' must be lists of arrays.")
     if len(sizes) < 2 or len(weights) != len(sizes) - 1 or len(biases) != len(sizes) - 1:
         raise ModelFileError(f"sizes {sizes} need {len(sizes) - 1} weight and bias arrays; "
                              f"the file has {len(weights)} and {len(biases)}.")
+    for i, (n_in, n_out, w, b) in enumerate(zip(sizes[:-1], sizes[1:], weights, biases)):
+        for what, v, shape in (("weights", w, (n_out, n_in)), ("biases", b, (n_out, 1))):
+            got = nested_shape(v, 2)
+            if got != shape:
+                raise ModelFileError(f"sizes {sizes} need {what}[{i}] of shape {shape}; the file holds "
+                                     f"{got if got is not None else 'an array of another depth'}.")
     try:
         net = Network(sizes, activation=d.get("activation", "sigmoid"), cost=cost,
                       output=d.get("output"), dtype=dtype)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ModelFileError(str(exc)) from None
     for i, (layer, w, b) in enumerate(zip(net.modules[::2], weights, biases)):
-        layer.W[...] = _array(w, (layer.n_out, layer.n_in), f"weights[{i}]", np.float64).T
-        layer.b[...] = _array(b, (layer.n_out, 1), f"biases[{i}]", np.float64)[:, 0]
+        layer.W[...] = _array(w, (layer.n_out, layer.n_in), f"weights[{i}]", layer.W.dtype).T
+        layer.b[...] = _array(b, (layer.n_out, 1), f"biases[{i}]", layer.b.dtype)[:, 0]
     return net
+
+
+def read_json(path: str | os.PathLike, what: str = "model file", error: type = None) -> Any:
+    """The JSON in ``path``; every problem (unreadable, not UTF-8, invalid, nested too deep) is one ``error``."""
+    error = ModelFileError if error is None else error
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No {what} at {path}.") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a folder, not a {what}.") from None
+    except UnicodeDecodeError:
+        raise error(f"{path} is not a {what}: it is not UTF-8 text (netlearn writes JSON).") from None
+    except OSError as exc:
+        raise error(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path} is not a {what}: invalid JSON ({exc}).") from None
+    except RecursionError:
+        raise error(f"{path} is not a {what}: its JSON is nested too deeply.") from None
 
 
 def load(path: str | os.PathLike, dtype: Any = None) -> Sequential:
     """Load a network saved by netlearn or by the book's ``network2.save`` (told apart by content)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"No model file at {path}.") from None
-    except UnicodeDecodeError:
-        raise ModelFileError(f"{path} is not a model file: it is not UTF-8 text (netlearn models are JSON).") from None
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path} is not a model file: invalid JSON ({exc}).") from None
+    d = read_json(path)
     if not isinstance(d, dict):
         raise ModelFileError(f"{path} is not a model file: expected a JSON object.")
     try:
@@ -253,4 +333,6 @@ def load(path: str | os.PathLike, dtype: Any = None) -> Sequential:
             return from_network2(d, dtype)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: nested too deeply to be a model.") from None
     raise ModelFileError(f"{path} is not a netlearn or network2 model: it has keys {sorted(d)[:8]}.")

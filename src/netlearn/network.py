@@ -15,6 +15,7 @@ from .layers import BatchNorm, Dropout, GaussianNoise, activations
 from .layers.base import Module
 from .layers.dense import Dense
 from .layers.dropout import check_probability
+from .memory import check_network_fits
 from .regularizers import L1, L2
 from .validation import check_X, check_data
 
@@ -296,48 +297,65 @@ class Network(Sequential):
                  cost: str | Cost = "cross-entropy", init: str = "default", output: str | None = None,
                  seed: int | None = None, dtype: Any = None, *, dropout: float = 0.0, batch_norm: bool = False,
                  input_noise: float = 0.0) -> None:
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
-            raise ValueError(f"The 'sizes' parameter must be a list of at least two layer sizes, e.g. "
-                             f"[784, 30, 10]. Got {sizes!r} instead.")
-        for s in sizes:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
-                raise ValueError(f"The 'sizes' parameter must hold positive integers. Got {list(sizes)!r}.")
-        sizes = [int(s) for s in sizes]
-        n_hidden = len(sizes) - 2
-        if isinstance(activation, str) or isinstance(activation, activations.Activation):
-            hidden = [activation] * n_hidden
-        else:
-            hidden = list(activation)
-            if len(hidden) != n_hidden:
-                raise ValueError(f"The 'activation' parameter must be one name or one per hidden layer "
-                                 f"({n_hidden} for sizes {sizes}). Got {len(hidden)} names: {hidden!r}.")
-        hidden_names = [activations.get(a).name for a in hidden]
-        cost_obj = costs_mod.get(cost)
-        out_name = activations.get(output if output is not None else costs_mod.DEFAULT_OUTPUT[cost_obj.name]).name
+        sizes, hidden_names, cost_obj, out_name, dropout, batch_norm = _parse_options(
+            sizes, activation, cost, output, dropout, batch_norm)
+        check_network_fits(sizes, as_dtype(dtype))  # one clear error, not a MemoryError mid-allocation
         g = make_rng(seed)
         dt = as_dtype(dtype)
-        dropout = check_probability("dropout", dropout)
-        if not isinstance(batch_norm, (bool, np.bool_)):
-            raise ValueError(f"The 'batch_norm' parameter must be True or False. Got {batch_norm!r} instead.")
-        modules: list[Module] = []
-        if input_noise:
-            modules.append(GaussianNoise(input_noise))
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            modules.append(Dense(n_in, n_out, init=init, seed=g, dtype=dt))
-            if i < n_hidden and batch_norm:
-                modules.append(BatchNorm(n_out, dtype=dt))
-            modules.append(activations.get(hidden_names[i] if i < n_hidden else out_name))
-            if i < n_hidden and dropout:
-                modules.append(Dropout(dropout))
+        modules = [_build(kind, cfg, init, g, dt)
+                   for kind, cfg in _layout(sizes, hidden_names, out_name, dropout, batch_norm, input_noise)]
         super().__init__(modules, cost=cost_obj, dtype=dt)
+        self._set_options(sizes, hidden_names, activation, out_name, dropout, batch_norm, input_noise)
+
+    @classmethod
+    def from_modules(cls, modules: Sequence[Module], *, sizes: Sequence[int],
+                     activation: str | Sequence[str] = "sigmoid", cost: str | Cost = "cross-entropy",
+                     init: str = "default", output: str | None = None, dtype: Any = None, dropout: float = 0.0,
+                     batch_norm: bool = False, input_noise: float = 0.0) -> "Network":
+        """A Network around modules that already exist (how :func:`netlearn.load` rebuilds a saved one).
+
+        The options must describe ``modules`` exactly as ``Network(sizes, ...)``
+        would build them -- the same layer sizes, activations, initializer and
+        regularization modules -- else a ValueError names the first
+        disagreement (a file cannot call a 30-output network ``[784, 30, 10]``).
+        """
+        from .init import get as get_init
+
+        sizes, hidden_names, cost_obj, out_name, dropout, batch_norm = _parse_options(
+            sizes, activation, cost, output, dropout, batch_norm)
+        modules = list(modules)
+        plan = _layout(sizes, hidden_names, out_name, dropout, batch_norm, input_noise)
+        init_name = get_init(init).name
+        if len(plan) != len(modules):
+            raise ValueError(f"A Network {sizes} with these options has {len(plan)} modules; "
+                             f"{len(modules)} were given ({[type(m).__name__ for m in modules]}).")
+        for i, ((kind, cfg), m) in enumerate(zip(plan, modules)):
+            if kind == "activation":
+                ok = isinstance(m, activations.Activation) and m.name == cfg
+                want = cfg
+            else:
+                got = m.get_config() if type(m).__name__ == kind else None
+                ok = got is not None and all(got.get(k) == v for k, v in cfg.items())
+                if ok and kind == "Dense":
+                    ok = m.init.name == init_name
+                want = f"{kind}({cfg}{', init=' + init_name if kind == 'Dense' else ''})"
+            if not ok:
+                raise ValueError(f"Module {i} is {m!r}, but a Network {sizes} (activation {hidden_names or '-'}, "
+                                 f"output {out_name}) has {want} there: the options disagree with the layers.")
+        net = cls.__new__(cls)
+        Sequential.__init__(net, modules, cost=cost_obj, dtype=dtype)
+        net._set_options(sizes, hidden_names, activation, out_name, dropout, batch_norm, input_noise)
+        return net
+
+    def _set_options(self, sizes, hidden_names, activation, out_name, dropout, batch_norm, input_noise) -> None:
         self.dropout, self.batch_norm = dropout, bool(batch_norm)
         self.input_noise = float(input_noise)
         self.sizes = sizes
         self.activation = hidden_names[0] if len(set(hidden_names)) == 1 else hidden_names
-        if n_hidden == 0:
+        if len(sizes) == 2:
             self.activation = "sigmoid" if isinstance(activation, (list, tuple)) else activations.get(activation).name
         self.output = out_name
-        self.init = next(m for m in modules if isinstance(m, Dense)).init.name
+        self.init = next(m for m in self.modules if isinstance(m, Dense)).init.name
 
     def options(self) -> dict:
         """The regularization modules' shorthand options (``dropout``, ``batch_norm``, ``input_noise``)."""
@@ -348,3 +366,57 @@ class Network(Sequential):
         extra = "".join(f", {k}={v!r}" for k, v in self.options().items() if v)
         return (f"Network({self.sizes}, activation={self.activation!r}, cost={self.cost.name!r}, "
                 f"init={self.init!r}, output={self.output!r}{extra})")
+
+
+def _parse_options(sizes, activation, cost, output, dropout, batch_norm):
+    """Check ``Network``'s options; return them resolved to names and plain values."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+        raise ValueError(f"The 'sizes' parameter must be a list of at least two layer sizes, e.g. "
+                         f"[784, 30, 10]. Got {sizes!r} instead.")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            raise ValueError(f"The 'sizes' parameter must hold positive integers. Got {list(sizes)!r}.")
+    sizes = [int(s) for s in sizes]
+    n_hidden = len(sizes) - 2
+    if isinstance(activation, str) or isinstance(activation, activations.Activation):
+        hidden = [activation] * n_hidden
+    else:
+        hidden = list(activation)
+        if len(hidden) != n_hidden:
+            raise ValueError(f"The 'activation' parameter must be one name or one per hidden layer "
+                             f"({n_hidden} for sizes {sizes}). Got {len(hidden)} names: {hidden!r}.")
+    hidden_names = [activations.get(a).name for a in hidden]
+    cost_obj = costs_mod.get(cost)
+    out_name = activations.get(output if output is not None else costs_mod.DEFAULT_OUTPUT[cost_obj.name]).name
+    dropout = check_probability("dropout", dropout)
+    if not isinstance(batch_norm, (bool, np.bool_)):
+        raise ValueError(f"The 'batch_norm' parameter must be True or False. Got {batch_norm!r} instead.")
+    return sizes, hidden_names, cost_obj, out_name, dropout, batch_norm
+
+
+def _layout(sizes, hidden_names, out_name, dropout, batch_norm, input_noise) -> list[tuple[str, Any]]:
+    """The modules of ``Network(sizes, ...)`` as (kind, config) pairs, before anything is allocated."""
+    n_hidden = len(sizes) - 2
+    plan: list[tuple[str, Any]] = []
+    if input_noise:
+        plan.append(("GaussianNoise", {"sigma": float(input_noise)}))
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        plan.append(("Dense", {"n_in": n_in, "n_out": n_out}))
+        if i < n_hidden and batch_norm:
+            plan.append(("BatchNorm", {"n": n_out}))
+        plan.append(("activation", hidden_names[i] if i < n_hidden else out_name))
+        if i < n_hidden and dropout:
+            plan.append(("Dropout", {"p": dropout}))
+    return plan
+
+
+def _build(kind: str, cfg: Any, init, rng, dtype) -> Module:
+    from .layers import BatchNorm, Dropout, GaussianNoise
+
+    if kind == "activation":
+        return activations.get(cfg)
+    if kind == "Dense":
+        return Dense(cfg["n_in"], cfg["n_out"], init=init, seed=rng, dtype=dtype)
+    if kind == "BatchNorm":
+        return BatchNorm(cfg["n"], dtype=dtype)
+    return {"Dropout": Dropout, "GaussianNoise": GaussianNoise}[kind](**cfg)

@@ -166,7 +166,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     ``max_norm`` constrains each neuron's incoming weight vector to
     ``||w||_2 <= max_norm`` after every step.  ``seed`` also seeds dropout
     masks and input noise.  ``resume`` is a checkpoint (a path written by
-    :class:`netlearn.callbacks.Checkpoint`, or its dict): training continues
+    :class:`netlearn.checkpoints.Checkpoint`, or its dict): training continues
     after the checkpoint's epoch, up to ``epochs`` in all, with the same
     results as an uninterrupted run.
 
@@ -236,7 +236,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     state.callbacks = cbs
     start = 0
     if resume is not None:
-        from .callbacks import restore_checkpoint
+        from .checkpoints import restore_checkpoint  # checkpoints -> io -> network -> training
 
         start = restore_checkpoint(resume, state, cbs)
     for cb in cbs:

@@ -200,3 +200,32 @@ def load_own_data(args):
                             seed=args.seed)
     except DataError as exc:
         raise UsageError(str(exc)) from None
+GIVEN = "given_options"
+
+
+def track_given(parser: argparse.ArgumentParser) -> None:
+    """Record, in ``args.given_options``, the dest of every option actually written on the command line.
+
+    argparse fills unstated options with their defaults, so a default cannot
+    be told from a value the user typed; ``--resume`` needs to know (it
+    compares only what was given with the checkpoint's settings).  Each
+    action's class is swapped for a subclass that notes its dest when
+    argparse calls it, which it does only for options present in argv.
+    Call it after the parser's last ``add_argument``.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or getattr(type(action), "_tracks_given", False):
+            continue
+        base = type(action)
+
+        def __call__(self, parser, namespace, values, option_string=None, _base=base):
+            getattr(namespace, GIVEN).add(self.dest) if hasattr(namespace, GIVEN) else \
+                setattr(namespace, GIVEN, {self.dest})
+            return _base.__call__(self, parser, namespace, values, option_string)
+
+        action.__class__ = type(base.__name__, (base,), {"__call__": __call__, "_tracks_given": True})
+
+
+def given(args) -> set:
+    """The dests of the options written on the command line (see :func:`track_given`)."""
+    return set(getattr(args, GIVEN, ()) or ())

@@ -3,7 +3,9 @@
 ``netlearn data download [--data mnist|fashion-mnist|all] [--data-dir ROOT]``
 fetches the four IDX files from public mirrors, verified by MD5;
 ``netlearn data info [--data-dir ROOT]`` shows the data root, which files are
-there and whether each is structurally sound (exit status 1 if one is not).
+there and whether each is structurally sound (exit status 1 if a data set
+folder is present but not ready: a file missing, damaged, unreadable, or
+holding no images; 2 if the root itself is unusable).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def register(sub) -> None:
     i = dsub.add_parser("info", help="show the data root and check the files in it",
                         description="Show the data root, which data files are present, and whether each is "
                                     "structurally sound (magic number, dimensions, length, counts). "
-                                    "Exit status 1 if a present file is unusable.")
+                                    "Exit status 1 if a data set folder is present but not ready (a file missing, damaged, "
+                                    "unreadable or empty), 2 if the data root itself is unusable.")
     i.add_argument("--data-dir", metavar="ROOT", default=None,
                    help="data root (default: $NETLEARN_DATA, else the per-user cache)")
     i.set_defaults(func=run_info)
@@ -49,7 +52,7 @@ def _no_action(parser) -> int:
 
 def _root_and_origin(data_dir):
     """The data root and where it came from: ``--data-dir``, ``$NETLEARN_DATA`` or the per-user cache."""
-    from ..data.mnist import data_root
+    from ..data.layout import data_root
 
     root, explicit = data_root(data_dir)
     origin = "--data-dir" if data_dir is not None else ("$NETLEARN_DATA" if explicit else "per-user cache")
@@ -60,7 +63,10 @@ def run_download(args) -> int:
     from ..data.download import download
     from ..data.mnist import DATASETS, DataError
 
-    root, _ = _root_and_origin(args.data_dir)
+    try:
+        root, _ = _root_and_origin(args.data_dir)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
     names = list(DATASETS) if args.data == "all" else [args.data]
     for name in names:
         try:
@@ -79,37 +85,58 @@ def run_download(args) -> int:
 
 def run_info(args) -> int:
     from ..data import formats
-    from ..data.mnist import DATASETS, inspect_folder
+    from ..data.errors import DataError
+    from ..data.layout import DATASETS, check_folder
+    from ..data.mnist import inspect_folder
 
-    root, origin = _root_and_origin(args.data_dir)
-    exists = root.is_dir()
+    try:
+        root, origin = _root_and_origin(args.data_dir)
+        exists = check_folder(root, "data root")
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
     print(f"data root: {root}  ({origin}{'' if exists else ', does not exist'})")
     if not exists:
         where = "" if origin == "per-user cache" else f" --data-dir {root}"
         print(f"  nothing there yet; download with: netlearn data download{where}")
         return 0
-    broken = 0
+    not_ready = 0
     for name, sub in DATASETS.items():
         folder = root / sub
-        if not folder.is_dir():
+        try:
+            present = check_folder(folder)
+        except DataError as exc:
+            print(f"{name}: BAD {exc}")
+            not_ready += 1
+            continue
+        if not present:
             print(f"{name}: {folder} absent  (netlearn data download --data {name} --data-dir {root})")
             continue
         statuses = inspect_folder(folder, name)
         complete = all(s.ok for s in statuses)
-        print(f"{name}: {folder}  ({'ready' if complete else 'incomplete'})")
+        usable_alternative = False
+        lines = []
         for s in statuses:
             where = s.path.name if s.path is not None else s.name + "[.gz]"
             mark = "ok " if s.ok else ("-- " if s.path is None else "BAD")
             detail = s.detail[len(str(s.path)):].lstrip() if s.path and s.detail.startswith(str(s.path)) else s.detail
-            print(f"  {mark} {where}: {detail}")
-            broken += s.path is not None and not s.ok
+            lines.append(f"  {mark} {where}: {detail}")
         for alt in formats.alternatives(folder, name):
-            if alt.is_file():
-                try:
-                    training, validation, test = formats.load_path(alt)
-                    detail = f"{training[0].shape[0]}/{validation[0].shape[0]}/{test[0].shape[0]} images"
-                    print(f"  ok  {alt.name}: {detail}{'' if complete else ' (used: the IDX files are incomplete)'}")
-                except Exception as exc:  # a DataError, or anything odd in a foreign file: report, don't crash
-                    broken += 1
-                    print(f"  BAD {alt.name}: {exc}")
-    return 1 if broken else 0
+            try:
+                if not alt.exists():
+                    continue
+                training, validation, test = formats.load_path(alt)
+            except DataError as exc:
+                lines.append(f"  BAD {alt.name}: {exc}")
+                continue
+            usable_alternative = usable_alternative or not complete
+            detail = f"{training[0].shape[0]}/{validation[0].shape[0]}/{test[0].shape[0]} images"
+            lines.append(f"  ok  {alt.name}: {detail}{'' if complete else ' (used: the IDX files are incomplete)'}")
+        missing = any(s.path is None for s in statuses)
+        unusable = any(s.path is not None and not s.ok for s in statuses) or any(l.startswith("  BAD") for l in lines)
+        ready = complete or usable_alternative
+        verdict = "ready" if ready else ("incomplete: not ready" if missing else "not ready")
+        print(f"{name}: {folder}  ({verdict})")
+        for line in lines:
+            print(line)
+        not_ready += (not ready) or unusable
+    return 1 if not_ready else 0

@@ -108,7 +108,8 @@ def check(args) -> None:
 
 def fit_kwargs(args) -> dict:
     """Keyword arguments of ``net.fit`` for the options (ValueError for bad hyper-parameters)."""
-    from ..callbacks import Checkpoint, EarlyStopping
+    from ..callbacks import EarlyStopping
+    from ..checkpoints import Checkpoint
 
     hyper = {"momentum": {"mu": args.mu}, "nesterov": {"mu": args.mu},
              "adam": {"beta1": args.beta1, "beta2": args.beta2}}.get(args.optimizer, {})

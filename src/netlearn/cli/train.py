@@ -11,8 +11,8 @@ from .. import history
 from ..plot import plot_format
 from . import augmentation, techniques
 from .common import (UsageError, add_data_options, add_network_options, add_split_options, add_table_options,
-                     hidden_activation, hidden_sizes, load_data, load_own_data, name_list, nonneg_float, own_data,
-                     positive_float, positive_int)
+                     given, hidden_activation, hidden_sizes, load_data, load_own_data, name_list, nonneg_float,
+                     own_data, positive_float, positive_int, track_given)
 
 
 def register(sub) -> None:
@@ -45,7 +45,9 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
     augmentation.add_options(p)
     techniques.add_options(p)
+    add_safety_options(p)
     p.set_defaults(func=run)
+    track_given(p)  # last: --resume compares only the options actually given
 
 
 FIGURES = history.FIGURES  # the figures --monitor can name (kept here for the modules that import it)
@@ -164,26 +166,11 @@ def regression_flags(args, flags: dict) -> dict:
     return flags
 
 
-def check_outputs(args) -> None:
-    """Fail before training, not after, when an output file cannot be written."""
-    from pathlib import Path
-
-    for opt in ("json", "save", "plot"):
-        path = getattr(args, opt, None)
-        if path is not None:
-            parent = Path(path).expanduser().resolve().parent
-            if not parent.is_dir():
-                raise UsageError(f"--{opt} {path}: the folder {parent} does not exist.")
-    if getattr(args, "plot", None) is not None:
-        try:
-            plot_format(args.plot)
-        except ValueError as exc:
-            raise UsageError(f"--plot {exc}") from None
-
-
 def run(args) -> int:
+    from ..checkpoints import KeepLast
     from ..history import DivergenceError
 
+    resume = resume_checkpoint(args)
     check_outputs(args)
     techniques.check(args)
     check_table_options(args)
@@ -212,39 +199,218 @@ def run(args) -> int:
         held = f"evaluating on {args.eval} ({evaluation[0].shape[0]})" if evaluation is not None else "no evaluation"
         print(f"{net}\ntraining on {training[0].shape[0]} {what}, {held}; eta={args.eta} lmbda={args.lmbda} "
               f"batch={args.batch_size} epochs={args.epochs}", file=sys.stderr)
+    keeper, history, stopped = KeepLast(), None, None
     try:
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, once
+        with np.errstate(over="ignore", invalid="ignore"), one_line_warnings():  # divergence is reported once
             if args.optimizer in techniques.SECOND_ORDER:
                 if augmentation.callbacks(args):
                     raise UsageError(f"--augment needs a mini-batch optimizer, not --optimizer {args.optimizer}.")
                 history = techniques.train_second_order(args, net, training, evaluation, flags)
             else:
                 kwargs = techniques.fit_kwargs(args)
-                kwargs["callbacks"] = augmentation.callbacks(args) + kwargs["callbacks"]
+                kwargs["callbacks"] = augmentation.callbacks(args) + kwargs["callbacks"] + [keeper]
+                if resume is not None:
+                    kwargs["resume"] = resume
                 history = net.fit(training, args.epochs, args.batch_size, args.eta, lmbda=args.lmbda,
                                   evaluation_data=evaluation, seed=args.seed, verbose=not args.quiet,
                                   progress=not args.quiet, threads=args.threads, **flags, **kwargs)
-        status = 0
     except DivergenceError as exc:
-        print(f"netlearn: error: {exc}", file=sys.stderr)
-        return 1
+        stopped = exc
+    except KeyboardInterrupt as exc:
+        stopped = exc
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    write_outputs(args, net, history)
-    return status
+    return finish(args, net, history, keeper, stopped)
 
 
-def write_outputs(args, net, history) -> None:
-    from ..io import atomic_write_text
+# ---------------------------------------------------------------------------
+# Safety: outputs checked before training, the result kept whatever happens,
+# and --resume held to the run it continues.
+# ---------------------------------------------------------------------------
+#: Exit status when a result could not be written where asked (it was written to a fallback path).
+EXIT_WRITE_FAILED = 74  # sysexits.h EX_IOERR
+EXIT_INTERRUPTED = 130
+#: Options that --resume holds to the checkpoint's run: option dest -> the checkpoint's settings key.
+RESUME_SETTINGS = ("eta", "lmbda", "l1", "optimizer", "cost", "layers", "batch_size")
+#: Network options filled from the checkpoint's model when not given.
+RESUME_NETWORK = ("activation", "output", "init", "dropout", "batch_norm", "input_noise")
 
-    if args.json:
-        atomic_write_text(args.json, json.dumps(history.to_dict(), indent=1))
-    if args.save:
-        net.save(args.save, format=args.save_format)
-    if args.plot:
+
+def add_safety_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--override", type=name_list, default=None, metavar="SETTING[,SETTING...]",
+                   help="with --resume: change these learning settings (eta, lmbda, l1) to the values given on "
+                        "the command line; without it, an --eta, --lmbda, --l1, --cost, --optimizer, --layers or "
+                        "--batch-size that contradicts the checkpoint's run is refused (default: none)%(default).0s")
+
+
+def one_line_warnings():
+    """Warnings (e.g. a checkpoint folder shared with another run) as one 'netlearn: warning:' line each."""
+    import warnings
+
+    class _Ctx(warnings.catch_warnings):
+        def __enter__(self):
+            out = super().__enter__()
+            warnings.showwarning = lambda message, *a, **k: print(f"netlearn: warning: {message}", file=sys.stderr)
+            return out
+
+    return _Ctx()
+
+
+def check_outputs(args) -> None:
+    """Fail before training, not after, when --save, --json, --plot or --checkpoint cannot be written.
+
+    Also removes the temporary files that killed runs left beside those outputs.
+    """
+    from ..files import OutputError, check_writable, check_writable_folder, clean_stale_temporaries
+
+    try:
+        for opt in ("json", "save", "plot"):
+            path = getattr(args, opt, None)
+            if path is not None:
+                path = check_writable(path, f"--{opt}")
+                clean_stale_temporaries(path.resolve().parent, path.name)
+        if getattr(args, "checkpoint", None) is not None:
+            check_writable_folder(args.checkpoint, "--checkpoint")
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+    if getattr(args, "plot", None) is not None:
+        try:
+            plot_format(args.plot)
+        except ValueError as exc:
+            raise UsageError(f"--plot {exc}") from None
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else f"{value:g}" \
+        if isinstance(value, float) else str(value)
+
+
+def resume_checkpoint(args):
+    """For --resume: the checkpoint (as fit's ``resume``), with the run's settings held or changed on purpose.
+
+    Options not given on the command line take the checkpoint's values; given
+    ones that differ are refused, each named, unless --override names them.
+    --epochs must exceed the epochs the checkpoint has finished.
+    """
+    from ..checkpoints import OVERRIDABLE, CheckpointError, load_checkpoint, resume_with
+
+    overrides = list(getattr(args, "override", None) or [])
+    if args.resume is None:
+        if overrides:
+            raise UsageError("--override changes the settings of a resumed run; it needs --resume FILE.")
+        return None
+    unknown = [o for o in overrides if o not in OVERRIDABLE]
+    if unknown:
+        raise UsageError(f"--override {','.join(unknown)}: only {', '.join(OVERRIDABLE)} can change on resume (the "
+                         f"network, cost, optimizer and batch size belong to the run).")
+    stated = given(args)
+    unstated = [o for o in overrides if o not in stated]
+    if unstated:
+        raise UsageError(f"--override {','.join(unstated)} needs the new value too, e.g. --{unstated[0]} VALUE.")
+    try:
+        d = load_checkpoint(args.resume)
+    except FileNotFoundError:
+        raise UsageError(f"--resume {args.resume}: no such checkpoint file.") from None
+    except CheckpointError as exc:
+        raise UsageError(f"--resume: {exc}") from None
+    model = d["model"]
+    settings = d.get("settings") or {"lmbda": d["fit"]["lmbda"], "l1": d["fit"]["l1"],
+                                     "batch_size": d["fit"]["batch_size"], "cost": model.get("cost"),
+                                     "layers": (model.get("network") or {}).get("sizes")}
+    contradictions = []
+    for dest in RESUME_SETTINGS:
+        saved = settings.get(dest)
+        if saved is None or not hasattr(args, dest):
+            continue
+        if dest not in stated:
+            setattr(args, dest, saved)
+        elif dest not in overrides and getattr(args, dest) != saved:
+            flag = "--" + dest.replace("_", "-")
+            contradictions.append(f"{flag} {_shown(getattr(args, dest))} (the run has {_shown(saved)})")
+    if contradictions:
+        raise UsageError(f"--resume {args.resume}: {'; '.join(contradictions)}. Leave "
+                         f"{'it' if len(contradictions) == 1 else 'them'} out to continue the run as it was, or "
+                         f"change eta, lmbda or l1 on purpose with --override (e.g. --override eta --eta 0.1).")
+    info = model.get("network") or {}
+    for dest in RESUME_NETWORK:
+        if dest in info and dest not in stated and hasattr(args, dest):
+            value = info[dest]
+            setattr(args, dest, [value] if dest == "activation" and isinstance(value, str) else value)
+    if args.epochs <= d["epoch"]:
+        raise UsageError(f"--epochs {args.epochs}: the checkpoint {args.resume} has finished {d['epoch']} epochs, and "
+                         f"--epochs counts from the start of the run; give more than {d['epoch']}.")
+    if overrides:
+        d = resume_with(d, **{o: getattr(args, o) for o in overrides})
+        print(f"netlearn: resuming with {', '.join(f'{o}={_shown(getattr(args, o))}' for o in overrides)} "
+              f"(was {', '.join(f'{_shown(settings.get(o))}' for o in overrides)})", file=sys.stderr)
+    return d
+
+
+def finish(args, net, history, keeper, stopped) -> int:
+    """Write the outputs of a finished, diverged or interrupted run; report; return the exit status.
+
+    One mechanism keeps the result: after divergence or Ctrl-C the network
+    gets the weights of the last finished epoch from ``keeper`` and the
+    History up to it, and --save / --json / --plot are written as usual.
+    """
+    from ..training import DivergenceError
+
+    status = 0
+    if stopped is not None:
+        if keeper.params is None:  # stopped before fit began (or on a full-batch optimizer)
+            if isinstance(stopped, DivergenceError):
+                print(f"netlearn: error: {stopped}", file=sys.stderr)
+                return 1
+            print("netlearn: interrupted before training began; nothing written.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        keeper.restore(net)
+        history = keeper.history
+        status = 1 if isinstance(stopped, DivergenceError) else EXIT_INTERRUPTED
+    written, failures = write_outputs(args, net, history)
+    if stopped is not None:
+        what = (f"wrote {', '.join(written)} with the weights and History of epoch {keeper.epochs}"
+                if written else "nothing written (no --save, --json or --plot)")
+        if isinstance(stopped, DivergenceError):
+            print(f"netlearn: error: {stopped} {what[0].upper() + what[1:]}.", file=sys.stderr)
+        else:
+            print(f"netlearn: interrupted in epoch {keeper.epochs + 1}; {what}.", file=sys.stderr)
+    for line in failures:
+        print(f"netlearn: error: {line}", file=sys.stderr)
+    return EXIT_WRITE_FAILED if failures else status
+
+
+def write_outputs(args, net, history) -> tuple[list[str], list[str]]:
+    """Write --json, --save and --plot (each atomically, a failed one to a fallback path); print the figures.
+
+    Returns the outputs written where asked and one message per output that
+    had to go elsewhere (or could not be written at all).
+    """
+    from ..files import atomic_write_text, write_with_fallback
+
+    def plot(path):
         from ..plot import plot_history
 
-        plot_history(history, args.plot, title=f"{net.sizes} eta={args.eta} lmbda={args.lmbda}")
+        plot_history(history, path, title=f"{net.sizes} eta={args.eta} lmbda={args.lmbda}")
+
+    writers = {"json": lambda path: atomic_write_text(path, json.dumps(history.to_dict(), indent=1)),
+               "save": lambda path: net.save(path, format=args.save_format),
+               "plot": plot}
+    written, failures = [], []
+    for opt, write in writers.items():
+        path = getattr(args, opt, None)
+        if path is None or (opt == "plot" and not history.epochs):
+            continue
+        try:
+            where, err = write_with_fallback(path, write)
+        except OSError as exc:
+            failures.append(f"could not write --{opt} {path} ({exc.strerror or exc}), nor at a fallback path; "
+                            f"the {'network' if opt == 'save' else 'result'} is lost.")
+            continue
+        if err is None:
+            written.append(f"--{opt} {path}")
+        else:
+            failures.append(f"could not write --{opt} {path} ({err.strerror or err}); the older file there is "
+                            f"unchanged, and the result was written to {where} instead.")
     if history.evaluation_r2:
         # With early stopping the network keeps an earlier epoch's weights: report that epoch.
         kept = history.best_epoch - 1 if history.best_epoch is not None else -1
@@ -257,3 +423,4 @@ def write_outputs(args, net, history) -> None:
               f"(best {100 * best:.2f}%)")
     if history.best_epoch is not None:
         print(f"kept the weights of epoch {history.best_epoch} of {history.epochs}")
+    return written, failures

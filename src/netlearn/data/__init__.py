@@ -5,13 +5,16 @@
   Keras' ``mnist.npz``), see :mod:`netlearn.data.mnist`;
 * :func:`load_mnist_pkl`, :func:`load_mnist_npz`: the same from one named file
   (:mod:`netlearn.data.formats`);
+* :func:`read_idx`: one IDX file, every declared size checked (:mod:`netlearn.data.idx`);
 * :func:`netlearn.data.download.download`: fetch the IDX files from public mirrors;
 * :mod:`netlearn.data.augment`: shifted, rotated, elastic and noisy copies
   (imported on first use, since it needs SciPy).
 """
-from .download import DownloadError
+from .errors import DataError, DownloadError
 from .formats import UnsafePickleError, load_mnist_npz, load_mnist_pkl
-from .mnist import DataError, data_root, load_dataset, load_fashion_mnist, load_mnist, read_idx
+from .idx import read_idx
+from .layout import data_root
+from .mnist import load_dataset, load_fashion_mnist, load_mnist
 
 __all__ = ["DataError", "DownloadError", "UnsafePickleError", "data_root", "load_dataset",
            "load_mnist", "load_fashion_mnist", "load_mnist_pkl", "load_mnist_npz", "read_idx", "augment"]

@@ -23,7 +23,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,7 +30,10 @@ import zlib
 from pathlib import Path
 from typing import Sequence
 
-from .mnist import DATASETS, FILES, DataError, find_file, read_idx
+from ..files import clean_stale_temporaries, temporary_file
+from .errors import DataError, DownloadError
+from .idx import read_idx
+from .layout import DATASETS, FILES, check_folder, data_root, find_file
 
 #: Base URLs tried in turn for each data set (the file name is appended).
 MIRRORS: dict[str, tuple[str, ...]] = {
@@ -78,10 +80,6 @@ _CHUNK = 1 << 16
 _USER_AGENT = "netlearn (https://pypi.org/project/netlearn) Python-urllib"
 
 
-class DownloadError(DataError):
-    """No mirror delivered a file with the right checksum (offline, blocked, or all mirrors broken)."""
-
-
 def _md5():
     try:
         return hashlib.md5(usedforsecurity=False)
@@ -125,6 +123,7 @@ def fetch(urls: Sequence[str], dest: Path, md5: str, *, content_md5: str | None 
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(dest.parent, dest.name)  # half downloads of killed runs
     failures = []
     unreachable = set() if unreachable is None else unreachable
     for url in urls:
@@ -132,7 +131,7 @@ def fetch(urls: Sequence[str], dest: Path, md5: str, *, content_md5: str | None 
         if host and host in unreachable:
             failures.append(f"{url}: skipped, {host} was unreachable")
             continue
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        fd, tmp_name = temporary_file(dest, ".part")
         tmp = Path(tmp_name)
         try:
             h = _md5()
@@ -203,14 +202,14 @@ def download(dataset: str = "mnist", root: str | os.PathLike | None = None, *, c
     error is raised, so one :class:`DownloadError` names all that failed and
     says where to put them by hand.
     """
-    from .mnist import data_root
-
     if dataset not in DATASETS:
         raise DataError(f"The 'dataset' parameter must be one of {sorted(DATASETS)}. Got {dataset!r} instead.")
     if not (timeout > 0):
         raise DataError(f"The 'timeout' parameter must be a positive number of seconds. Got {timeout!r} instead.")
     root = data_root(root)[0]
+    check_folder(root, "data root")  # a file, a loop or an unreadable folder: one line naming it
     folder = root / DATASETS[dataset]
+    check_folder(folder)
     todo = {stem: bad for stem in FILES for need, bad in [_needs(folder, stem, check)] if need}
     if not todo:
         return []

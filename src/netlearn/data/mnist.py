@@ -15,97 +15,28 @@ When a folder lacks the IDX files, two other common packagings are read
 instead (see :mod:`netlearn.data.formats`): the book's ``mnist.pkl.gz``
 (MNIST only) and the Keras-style ``<dataset>.npz``.
 
-The IDX format (LeCun's): a 4-byte magic number ``0 0 T D`` -- ``T`` the
-element type (``0x08`` unsigned byte, ...), ``D`` the number of dimensions --
-then ``D`` big-endian 32-bit sizes, then the elements in C order.  Image files
-are ``(n, rows, cols)`` unsigned bytes, label files ``(n,)``.
+The IDX format and its bounded reader live in :mod:`netlearn.data.idx`, the
+data root and file names in :mod:`netlearn.data.layout`, the errors in
+:mod:`netlearn.data.errors`; this module puts them together.
 """
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-#: The IDX files of each data set: (train images, train labels, test images, test labels).
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-#: Data set name -> folder under the data root.
-DATASETS = {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
-N_TRAIN, N_VALIDATION = 50_000, 10_000
-N_CLASSES = 10
+from . import formats
+from .download import ensure
+from .errors import DataError
+from .idx import REDOWNLOAD as _REDOWNLOAD, read_idx
+from .layout import (DATASETS, FILES, N_CLASSES, N_TRAIN, N_VALIDATION, check_folder, data_root, default_root,
+                     entry_kind, find_file, split_training)
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_REDOWNLOAD = "Delete it and download it again (netlearn data download)."
-
-
-class DataError(ValueError):
-    """A data file or folder that cannot be used (missing, truncated, corrupt, inconsistent)."""
-
-
-def default_root() -> Path:
-    """The per-user cache folder (``$XDG_CACHE_HOME/netlearn`` or ``~/.cache/netlearn``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "netlearn"
-
-
-def data_root(data_dir: str | os.PathLike | None = None) -> tuple[Path, bool]:
-    """The data root and whether it was given explicitly (argument or ``$NETLEARN_DATA``)."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser(), True
-    env = os.environ.get("NETLEARN_DATA")
-    if env:
-        return Path(env).expanduser(), True
-    return default_root(), False
-
-
-def _open(path: Path):
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (gzipped or raw), checking its magic number, dimensions and length.
-
-    Returns a read-only array of the file's type and shape.  Anything that is
-    not exactly one well-formed IDX file (a bad gzip stream, a truncated or
-    over-long body, a wrong magic number) raises :class:`DataError` naming the
-    file; no partially read array is ever returned.
-    """
-    path = Path(path)
-    try:
-        with _open(path) as f:
-            raw = f.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        # gzip.BadGzipFile is an OSError; a truncated gzip stream is an EOFError.
-        raise DataError(f"{path} cannot be read as an IDX file: {exc or type(exc).__name__}. {_REDOWNLOAD}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'none'}; "
-                        f"expected 0000 then a type byte and a dimension count). {_REDOWNLOAD}")
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated: its header is incomplete. {_REDOWNLOAD}")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=object)) * dtype.itemsize
-    if len(raw) != expected:
-        what = "truncated" if len(raw) < expected else "longer than its header says"
-        raise DataError(f"{path} is {what}: {len(raw)} bytes for dimensions {dims} (expected {expected}). "
-                        f"{_REDOWNLOAD}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-
-
-def find_file(folder: Path, stem: str) -> Path | None:
-    """The IDX file ``stem`` in ``folder``, gzipped or raw (also the ``stem.idx3-ubyte`` spelling)."""
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
-        p = folder / name
-        if p.is_file():
-            return p
-    return None
+__all__ = ["DATASETS", "FILES", "N_CLASSES", "N_TRAIN", "N_VALIDATION", "DataError", "FileStatus", "data_root",
+           "default_root", "find_file", "inspect_folder", "load_dataset", "load_fashion_mnist", "load_idx_set",
+           "load_mnist", "read_idx", "split_training"]
 
 
 def _missing_message(dataset: str, folder: Path, missing: list[str]) -> str:
@@ -121,6 +52,9 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, pimg: Path, plab: Path, 
         if a.ndim != want or a.dtype != np.uint8:
             raise DataError(f"{p} holds a {a.ndim}-D {a.dtype} array; expected {want}-D unsigned bytes "
                             f"({'images' if want == 3 else 'labels'}). Is it the right file?")
+    if images.shape[0] == 0:
+        raise DataError(f"{pimg} holds no images (its header says 0); a data set needs at least one. "
+                        f"{_REDOWNLOAD}")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{pimg.name} has {images.shape[0]} images but {plab.name} has {labels.shape[0]} labels; "
                         f"they must be equally many. One of them is from another data set or damaged.")
@@ -163,7 +97,11 @@ def inspect_folder(folder: Path, dataset: str = "mnist") -> list[FileStatus]:
     out: list[FileStatus] = []
     arrays: dict[str, np.ndarray] = {}
     for stem in FILES:
-        p = find_file(folder, stem)
+        try:
+            p = find_file(folder, stem)
+        except DataError as exc:  # a folder, a loop or an unreadable entry where the file should be
+            out.append(FileStatus(stem, folder / stem, False, str(exc)))
+            continue
         if p is None:
             out.append(FileStatus(stem, None, False, "missing"))
             continue
@@ -177,6 +115,11 @@ def inspect_folder(folder: Path, dataset: str = "mnist") -> list[FileStatus]:
         want = 3 if kind == "images" else 1
         if a.ndim != want or a.dtype != np.uint8:
             out.append(FileStatus(stem, p, False, f"holds a {a.ndim}-D {a.dtype} array, not {kind}"))
+        elif a.shape[0] == 0:
+            out.append(FileStatus(stem, p, False, f"holds no {kind} (its header says 0)"))
+        elif stem == FILES[0] and a.shape[0] <= N_VALIDATION:
+            out.append(FileStatus(stem, p, False, f"only {a.shape[0]} images; the book's split needs more than "
+                                                  f"{N_VALIDATION} (the last {N_VALIDATION} become the validation set)"))
         elif kind == "images":
             out.append(FileStatus(stem, p, True, f"{a.shape[0]} images {a.shape[1]}x{a.shape[2]}"))
         else:
@@ -199,23 +142,12 @@ def _to_xy(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return X, labels.astype(np.int64)
 
 
-def split_training(X: np.ndarray, y: np.ndarray, where: object):
-    """The book's split of the 60,000 training pairs: the last 10,000 become the validation set."""
-    if X.shape[0] <= N_VALIDATION:
-        raise DataError(f"{where} has only {X.shape[0]} training images; the book's split needs more than "
-                        f"{N_VALIDATION} (the last {N_VALIDATION} become the validation set).")
-    n_train = X.shape[0] - N_VALIDATION
-    return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
-
-
 def _load_folder(folder: Path, dataset: str):
     """IDX files if all four are there, else the book's pickle or an npz, else a missing-files error."""
-    from . import formats
-
     have_idx = all(find_file(folder, stem) is not None for stem in FILES)
     if not have_idx:
         for path in formats.alternatives(folder, dataset):
-            if path.is_file():
+            if entry_kind(path) == "file":
                 return formats.load_path(path)
     tr_x, tr_y, te_x, te_y = load_idx_set(folder, dataset)
     training, validation = split_training(*_to_xy(tr_x, tr_y), folder)
@@ -232,15 +164,13 @@ def load_dataset(dataset: str = "mnist", data_dir: str | os.PathLike | None = No
     if dataset not in DATASETS:
         raise DataError(f"The 'dataset' parameter must be one of {sorted(DATASETS)}. Got {dataset!r} instead.")
     root, explicit = data_root(data_dir)
-    if explicit and not root.is_dir():
+    if not check_folder(root, "data root") and explicit:
         raise DataError(f"The data root {root} does not exist. Create it and download the data with: "
                         f"netlearn data download --data {dataset} --data-dir {root}")
     folder = root / DATASETS[dataset]
+    check_folder(folder)
     if not explicit:
-        from .download import ensure
-        from .formats import alternatives
-
-        if not any(p.is_file() for p in alternatives(folder, dataset)):
+        if not any(entry_kind(p) == "file" for p in formats.alternatives(folder, dataset)):
             ensure(dataset, root)
     return _load_folder(folder, dataset)
 
