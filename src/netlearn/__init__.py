@@ -14,6 +14,7 @@ from .network import Network, Sequential
 from .population import Population
 from .regularizers import L1, L2, MaxNorm
 from .training import Callback, DivergenceError, History
+from . import search  # noqa: E402  (after Population: the search trains populations)
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,5 @@ __all__ = [
     "Step", "Dropout", "BatchNorm", "GaussianNoise",
     "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2", "MaxNorm",
     "History", "Callback", "EarlyStopping", "Checkpoint", "DivergenceError", "ModelFileError", "load", "costs", "data",
-    "init", "optimizers", "schedules", "second_order", "callbacks",
+    "init", "optimizers", "schedules", "second_order", "callbacks", "search",
 ]
