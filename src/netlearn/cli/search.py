@@ -182,8 +182,10 @@ def _data(args, settings):
 
 def _work(args, study, settings, storage_url, sampler_seed=None) -> "object":
     from ..search.storage import kind
-    from ..search.worker import Worker
+    from ..search.worker import Worker, refuse_second_worker
 
+    if kind(storage_url) == "sqlite":
+        refuse_second_worker(study)  # before the data are loaded
     training, evaluation = _data(args, settings)
     if not args.quiet:
         print(f"study {study.study_name}: {settings.trials} trials of {settings.epochs} epochs, "

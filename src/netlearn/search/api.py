@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from ..data.mnist import load_dataset
-from .storage import SearchError, kind, open_storage
+from .storage import SearchError, kind, open_storage, optuna
 from .study import Settings, create_study
 from .summary import summary
 from .worker import Worker
@@ -59,6 +59,7 @@ def search(training_data=None, evaluation_data=None, *, storage: str | None = No
     (validation monitored, or test with ``eval="test"``).  ``storage`` and
     ``study`` as for ``netlearn search``: by default an in-memory study.
     """
+    optuna()  # a missing extra is said before any data are loaded
     space, fixed = {}, {}
     for name in SPACE_OPTIONS:
         if name in options:

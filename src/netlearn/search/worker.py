@@ -127,9 +127,8 @@ class Worker:
     # -- the loop ---------------------------------------------------------------
     def run(self) -> "Worker":
         """Train trials until the study has ``settings.trials`` finished ones; Ctrl-C re-queues what was running."""
-        if self.one_worker_only and self.heartbeat and self.live_workers():
-            raise SearchError("another worker is running on this study, and SQLite storage takes one worker at a "
-                              "time (a queued trial can go to two workers): use a journal file or PostgreSQL.")
+        if self.one_worker_only:
+            refuse_second_worker(self.study)
         self._start_heartbeat()
         try:
             while True:
@@ -424,13 +423,6 @@ class Worker:
         except Exception:
             pass
 
-    def live_workers(self) -> dict[str, list]:
-        """Workers whose heartbeat is fresh: ``{id: [time, interval]}``."""
-        now = time.time()
-        attrs = self.storage.get_study_system_attrs(self.study_id)
-        return {k[len(HEARTBEAT_PREFIX):]: v for k, v in attrs.items()
-                if k.startswith(HEARTBEAT_PREFIX) and v[0] > 0 and now - v[0] <= _grace(v[1])}
-
     def recover_stale(self) -> int:
         """Fail and re-queue the RUNNING trials of workers whose heartbeat stopped; returns how many."""
         if not self.heartbeat:
@@ -441,8 +433,7 @@ class Worker:
             return 0
         attrs = self.storage.get_study_system_attrs(self.study_id)
         now = time.time()
-        live = {k[len(HEARTBEAT_PREFIX):] for k, v in attrs.items()
-                if k.startswith(HEARTBEAT_PREFIX) and v[0] > 0 and now - v[0] <= _grace(v[1])}
+        live = set(live_workers(self.study))
         if min(live | {self.id}) != self.id:
             return 0  # one live worker recovers, so that a stale trial is queued again once
         count = 0
@@ -482,9 +473,24 @@ class Worker:
             self.print(line)
 
 
+def live_workers(study: Any) -> dict[str, list]:
+    """The study's workers whose heartbeat is fresh: ``{id: [time, interval]}``."""
+    now = time.time()
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    return {k[len(HEARTBEAT_PREFIX):]: v for k, v in attrs.items()
+            if k.startswith(HEARTBEAT_PREFIX) and v[0] > 0 and now - v[0] <= _grace(v[1])}
+
+
+def refuse_second_worker(study: Any) -> None:
+    """For SQLite storage: a SearchError when another worker's heartbeat is fresh."""
+    if live_workers(study):
+        raise SearchError("another worker is running on this study, and SQLite storage takes one worker at a "
+                          "time (a queued trial can go to two workers): use a journal file or PostgreSQL.")
+
+
 def _grace(interval: float) -> float:
     """How long a heartbeat may be silent before its worker's trials are stale: three intervals, at least 2 s."""
     return max(3.0 * float(interval), 2.0)
 
 
-__all__ = ["Worker", "rungs", "promoted", "WORKER_KEY", "HEARTBEAT_PREFIX"]
+__all__ = ["Worker", "rungs", "promoted", "live_workers", "refuse_second_worker", "WORKER_KEY", "HEARTBEAT_PREFIX"]
