@@ -36,6 +36,7 @@ the same for the worker's own trials before it exits.
 from __future__ import annotations
 
 import copy
+import queue
 import threading
 import time
 import uuid
@@ -81,6 +82,46 @@ class _Run:
         return (tuple(c["hidden"]), c["batch_size"], tuple(c["activation"]), c["optimizer"], c["dropout"])
 
 
+class _Writer:
+    """Storage writes in order on a thread of their own, so that training never waits on a database.
+
+    On PostgreSQL one intermediate value costs a round trip of about 20 ms; a
+    population's curves would stall every rung.  In memory, writes run at once
+    (nothing to wait for, and the order of a seeded search stays fixed).
+    """
+
+    def __init__(self, threaded: bool, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.tells = 0  # final writes queued and not yet done
+        self._queue: queue.Queue | None = queue.Queue() if threaded else None
+        if self._queue is not None:
+            threading.Thread(target=self._loop, name="netlearn-writer", daemon=True).start()
+
+    def submit(self, job: Callable[[], None], tell: bool = False) -> None:
+        if self._queue is None:
+            job()
+            return
+        if tell:
+            self.tells += 1
+        self._queue.put((job, tell))
+
+    def _loop(self) -> None:
+        while True:
+            job, tell = self._queue.get()
+            try:
+                job()
+            except Exception as exc:  # a lost connection: said once, the trial goes stale and is retried
+                self.log(f"a storage write failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            finally:
+                if tell:
+                    self.tells -= 1
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        if self._queue is not None:
+            self._queue.join()
+
+
 def rungs(epochs: int) -> list[int]:
     """Successive halving's rung epochs below ``epochs``: 1, 3, 9, ..."""
     out, r = [], 1
@@ -123,6 +164,7 @@ class Worker:
         self.batches = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.writer = _Writer(threaded=bool(heartbeat), log=self._log)
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> "Worker":
@@ -132,6 +174,7 @@ class Worker:
         self._start_heartbeat()
         try:
             while True:
+                self.writer.flush()
                 self.recover_stale()
                 finished, running, waiting = self._counts()
                 if finished >= self.settings.trials:
@@ -152,11 +195,13 @@ class Worker:
                 for key, members in groups.items():
                     self._train_group(members)
         except KeyboardInterrupt:
+            self.writer.flush()  # what ended is told first; what was still training is re-queued
             for run in list(self.inflight.values()):
                 self._fail_and_retry(self.storage.get_trial(run.trial._trial_id))
             self.inflight.clear()
             raise
         finally:
+            self.writer.flush()
             self._stop_heartbeat()
         return self
 
@@ -169,7 +214,7 @@ class Worker:
 
     def _budget(self) -> int:
         finished, running, waiting = self._counts()
-        budget = self.settings.trials - finished - running
+        budget = self.settings.trials - finished - running  # (a trial told but not yet stored is still RUNNING)
         return min(budget, waiting) if self.settings.sampler == "grid" else budget
 
     def _ask(self, count: int) -> list[_Run]:
@@ -337,45 +382,57 @@ class Worker:
             self.best_network = copy.deepcopy(net)
 
     # -- writing to storage -----------------------------------------------------
-    def _write(self, run: _Run) -> bool:
-        """The intermediate values not yet written (one batch per trial); False if the trial was failed meanwhile."""
+    def _write(self, run: _Run) -> None:
+        """Queue the intermediate values not yet written (one batch per trial, at a rung)."""
+        values, first = list(run.accs[run.written:]), run.written
+        run.written = len(run.accs)
+        self.writer.submit(lambda: self._report(run.trial, values, first))
+
+    def _report(self, trial: Any, values: list[float], first: int) -> bool:
         try:
-            for step in range(run.written, len(run.accs)):
-                run.trial.report(run.accs[step], step + 1)
-            run.written = len(run.accs)
+            for i, v in enumerate(values):
+                trial.report(v, first + i + 1)
             return True
         except (self.opt.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
             return False
 
     def _finish(self, run: _Run, pruned: bool, network: Network | None = None) -> None:
+        """The trial's end: its last values, ``epochs`` and ``diverged``, and its state, queued as one job."""
         S = self.opt.trial.TrialState
         run.done = True
         self.inflight.pop(run.trial._trial_id, None)
-        if not self._write(run):
-            self._log(f"trial {run.number}: failed by another worker meanwhile (stale heartbeat); dropped")
-            return
         value = max(run.accs) if run.accs else None
         if value is None and network is not None and self.evaluation is not None:
             value = float(network.accuracy(self.evaluation))  # diverged in its first epoch: its initial weights
-        try:
-            run.trial.set_user_attr("epochs", len(run.accs))
-            if run.accs:
-                run.trial.set_user_attr("best_epoch", int(np.argmax(run.accs)) + 1)
-            if run.diverged is not None:
-                run.trial.set_user_attr("diverged", run.diverged)
-            if pruned:
-                self.study.tell(run.trial, state=S.PRUNED)
-            else:
-                self.study.tell(run.trial, value if value is not None else 0.0)
-        except (self.opt.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
-            self._log(f"trial {run.number}: failed by another worker meanwhile (stale heartbeat); dropped")
-            return
-        state = "PRUNED" if pruned else "COMPLETE"
-        params = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in run.trial.params.items())
+        values, first = list(run.accs[run.written:]), run.written
+        run.written = len(run.accs)
+        params = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in run.trial.params.items())
         div = f" diverged in epoch {run.diverged}" if run.diverged is not None else ""
-        self._log(f"trial {run.number} {state} after {len(run.accs)} epochs: "
-                  f"{100 * (value or 0.0):.2f}%{div}  {params}")
+        line = (f"trial {run.number} {'PRUNED' if pruned else 'COMPLETE'} after {len(run.accs)} epochs: "
+                f"{100 * (value or 0.0):.2f}%{div}  {params}")
+
+        def job() -> None:
+            trial = run.trial
+            lost = f"trial {run.number}: failed by another worker meanwhile (stale heartbeat); dropped"
+            if not self._report(trial, values, first):
+                self._log(lost)
+                return
+            try:
+                trial.set_user_attr("epochs", len(run.accs))
+                if run.accs:
+                    trial.set_user_attr("best_epoch", int(np.argmax(run.accs)) + 1)
+                if run.diverged is not None:
+                    trial.set_user_attr("diverged", run.diverged)
+                if pruned:
+                    self.study.tell(trial, state=S.PRUNED)
+                else:
+                    self.study.tell(trial, value if value is not None else 0.0)
+            except (self.opt.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
+                self._log(lost)
+                return
+            self._log(line)
+
+        self.writer.submit(job, tell=True)
 
     def _refresh_rungs(self) -> None:
         """Add the other workers' values at each rung (one read), so that halving compares across the study."""
