@@ -5,7 +5,9 @@ run, with ``fsync=off`` (nothing here needs to survive a power cut), and
 stops it at the end.  It runs as the user ``postgres`` when the tests run as
 root (``initdb`` refuses root), else as the current user.  It skips only
 where the server binaries are missing, saying so, and never when the
-environment variable ``CI`` is ``true``: there it fails instead.
+environment variable ``CI`` is ``true``: there it fails instead.  Where
+``NETLEARN_TEST_POSTGRES`` holds a URL (``.ci/run`` starts a server and sets
+it), that server is used instead.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ def _as_server_user(argv: list[str]) -> list[str]:
 @pytest.fixture(scope="session")
 def postgres_url():
     """``postgresql+psycopg://USER@127.0.0.1:PORT/postgres`` of a server that lives for the test session."""
+    if os.environ.get("NETLEARN_TEST_POSTGRES"):
+        yield os.environ["NETLEARN_TEST_POSTGRES"]
+        return
     folder = find_bin()
     if folder is None:
         if os.environ.get("CI") == "true":
