@@ -240,3 +240,51 @@ def test_without_optuna_netlearn_and_grid_still_work_and_search_says_what_to_ins
     assert p.returncode == 2, p.stderr
     assert 'pip install "netlearn[search]"' in p.stdout
     assert p.stderr.strip().count("\n") == 0 and 'pip install "netlearn[search]"' in p.stderr
+
+
+# -- population-based training ------------------------------------------------------------------------
+def test_pbt_exploits_the_top_quarter_and_replays_with_one_network():
+    from netlearn.search.pbt import replay
+    from netlearn.search.study import Settings
+
+    training, evaluation = blobs()
+    kw = dict(eta="0.05:5:log", lmbda="0.1:10:log", layers=[12, 6, 3], epochs=8, population=8, seed=3)
+    r = netlearn.search(training, evaluation, strategy="pbt", interval=2, **kw)
+    s = r.summary
+    assert set(s) >= {"study", "sampler", "best", "trials", "network_epochs", "seconds"}
+    trials = s["trials"]
+    assert len(trials) == 8 and s["network_epochs"] == 64
+    exploits = [(t["number"], e) for t in trials for e in t["lineage"]]
+    assert exploits and {e["epoch"] for _, e in exploits} <= {2, 4, 6}
+    for epoch in (2, 4, 6):  # each exploit: at most the bottom quarter (2 of 8) copies the top quarter
+        at = [(n, e) for n, e in exploits if e["epoch"] == epoch]
+        assert len(at) <= 2
+        for n, e in at:
+            acc = {t["number"]: t["history"]["evaluation_accuracy"][epoch - 1] for t in trials}
+            ranked = sorted(acc, key=lambda k: (acc[k], -k))
+            assert n in ranked[:2] and e["from"] in ranked[-2:]
+            # explore: each value is 0.8 or 1.2 times the source's, or drawn afresh inside the range
+            assert 0.05 <= e["params"]["eta"] <= 5 and 0.1 <= e["params"]["lmbda"] <= 10
+    # The schedule along the ancestry trains one Network to the member's weights.
+    settings = Settings(space={"eta": kw["eta"], "lmbda": kw["lmbda"]}, layers=kw["layers"], epochs=8,
+                        population=8, seed=3)
+    copied = next(t for t in trials if t["lineage"])
+    net = replay(copied, training, evaluation, settings)
+    pop_net = netlearn.search(training, evaluation, strategy="pbt", interval=2, **kw)
+    assert pop_net.summary["trials"] == trials  # the same seed, the same run
+    best = replay(trials[s["best"]["number"]], training, evaluation, settings)
+    for p, q in zip(best.parameters(), r.network.parameters()):
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-4)
+    assert len(copied["schedule"]["epochs"]) == 8 and len(net.parameters()) == 4
+
+
+def test_cli_pbt_writes_lineage(small_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NETLEARN_DATA", str(small_root))
+    out = tmp_path / "p.json"
+    assert main(["search", "--strategy", "pbt", "--interval", "1", "--population", "4", "--eta", "0.1:5:log",
+                 "--layers", "784,6,10", "--epochs", "3", "--train-size", "300", "--quiet", "--json", str(out)]) == 0
+    s = json.loads(out.read_text())
+    assert s["sampler"] == "pbt" and all("lineage" in t for t in s["trials"])
+    assert any(t["lineage"] for t in s["trials"])
+    err = _one_line_error(capsys, ["search", "--strategy", "pbt", "--hidden", "5", "10", "--quiet"])
+    assert "eta, lmbda and mu only" in err

@@ -273,8 +273,12 @@ class Population:
         self._dirty = True
 
     def copy(self, src: int, dst: int) -> None:
-        """Member ``dst`` takes member ``src``'s weights, biases and velocities, bit for bit (not its settings)."""
+        """Member ``dst`` takes member ``src``'s weights, biases and velocities, bit for bit (not its settings).
+
+        A diverged ``dst`` trains again with the copied (finite) weights.
+        """
         src, dst = self._member(src), self._member(dst)
+        self.diverged[dst] = self.diverged[src]
         for p, q in zip(self.networks[src].parameters(), self.networks[dst].parameters()):
             q[...] = p
         v = self._velocities[src]

@@ -106,6 +106,11 @@ def register(sub) -> None:
     _output_options(p)
     p.add_argument("--heartbeat", type=float, default=10.0, metavar="S",
                    help="seconds between heartbeats when --storage is given")
+    p.add_argument("--strategy", choices=["optuna", "pbt"], default="optuna",
+                   help="Optuna's samplers, or population-based training (exploit and explore every --interval "
+                        "epochs, in one process)")
+    p.add_argument("--interval", type=positive_int, default=4, metavar="P",
+                   help="epochs between PBT's exploit/explore steps")
     p.set_defaults(func=run_search)
     steps = p.add_subparsers(dest="search_command", metavar="STEP")
     init = steps.add_parser("init", help="create a study once, storing the search's settings in it",
@@ -223,11 +228,35 @@ def run_search(args) -> int:
 
     _check_outputs(args)
     settings = _settings(args)
+    if args.strategy == "pbt":
+        return _run_pbt(args, settings)
     t0 = time.perf_counter()
     storage = open_storage(args.storage)
     study = create_study(storage, args.study, settings, sampler_seed=settings.seed)
     _work(args, study, settings, args.storage, sampler_seed=settings.seed)
     _report(args, study, time.perf_counter() - t0)
+    return 0
+
+
+def _run_pbt(args, settings) -> int:
+    from ..io import atomic_write_text
+    from ..search import summary as summ
+    from ..search.pbt import pbt
+    from ..search.storage import SearchError
+
+    if args.storage:
+        raise SearchError("--strategy pbt runs in one process: it takes no --storage.")
+    if settings.sampler != "random" or settings.pruner != "none":
+        raise SearchError("--strategy pbt draws its members at random and prunes by exploiting: "
+                          "it takes no --sampler or --pruner.")
+    training, evaluation = _data(args, settings)
+    s, _ = pbt(training, evaluation, settings, args.interval, threads=args.threads, verbose=not args.quiet,
+               print_fn=lambda line: print(line, file=sys.stderr))
+    print(summ.table(s))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(s, indent=1))
+    if args.plot:
+        summ.plot(s, args.plot)
     return 0
 
 

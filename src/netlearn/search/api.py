@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 from ..data.mnist import load_dataset
+from .pbt import pbt
 from .storage import SearchError, kind, open_storage, optuna
 from .study import Settings, create_study
 from .summary import summary
@@ -54,12 +55,21 @@ def search(training_data=None, evaluation_data=None, *, storage: str | None = No
     ``optimizer``, ``hidden``, ``activation``), the training settings
     (``layers``, ``cost``, ``init``, ``output``, ``epochs``, ``train_size``,
     ``eval``) and the search's (``sampler``, ``trials``, ``population``,
-    ``pruner``, ``seed``).  A space option given one value is fixed, not
+    ``pruner``, ``seed``).  ``strategy="pbt"`` with ``interval=P`` runs
+    population-based training instead (:mod:`netlearn.search.pbt`; no
+    Optuna needed).  A space option given one value is fixed, not
     searched.  Without ``training_data`` the data set ``data`` is loaded
     (validation monitored, or test with ``eval="test"``).  ``storage`` and
     ``study`` as for ``netlearn search``: by default an in-memory study.
     """
-    optuna()  # a missing extra is said before any data are loaded
+    strategy = options.pop("strategy", "optuna")
+    interval = options.pop("interval", 4)
+    if strategy not in ("optuna", "pbt"):
+        raise ValueError(f"The 'strategy' parameter must be 'optuna' or 'pbt'. Got {strategy!r} instead.")
+    if strategy == "optuna":
+        optuna()  # a missing extra is said before any data are loaded
+    elif storage is not None:
+        raise SearchError("--strategy pbt runs in one process: it takes no --storage.")
     space, fixed = {}, {}
     for name in SPACE_OPTIONS:
         if name in options:
@@ -84,6 +94,10 @@ def search(training_data=None, evaluation_data=None, *, storage: str | None = No
                              "best evaluation accuracy.")
         settings.layers = [int(training[0].shape[1]), *settings.layers[1:-1], _classes(training, evaluation,
                                                                                      settings.layers[-1])]
+    if strategy == "pbt":
+        summ, net = pbt(training, evaluation, settings, interval, threads=threads, verbose=verbose,
+                        print_fn=print_fn)
+        return SearchResult(summ, net, None)
     t0 = time.perf_counter()
     store = open_storage(storage)
     st = create_study(store, study, settings, sampler_seed=settings.seed)
