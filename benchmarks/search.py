@@ -23,7 +23,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
 
 import netlearn
 from netlearn.search.storage import optuna as load_optuna

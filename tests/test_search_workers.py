@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
-import pytest
 
 from netlearn.cli import main
 from netlearn.search.storage import open_storage

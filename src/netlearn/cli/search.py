@@ -204,7 +204,7 @@ def _work(args, study, settings, storage_url, sampler_seed=None) -> "object":
     try:
         return worker.run()
     except KeyboardInterrupt:
-        print(f"netlearn: interrupted: this worker's running trials were marked FAIL and queued again",
+        print("netlearn: interrupted: this worker's running trials were marked FAIL and queued again",
               file=sys.stderr)
         raise SystemExit(130) from None
 
