@@ -10,7 +10,11 @@ lmbda log-uniform in [0.1, 100], monitoring validation accuracy:
 - ``netlearn.search``: the trials trained as one Population (up to 64);
 - the same with ``pruner="halving"`` (same seed: the same parameters asked in the same order);
 - Optuna's ``study.optimize`` driving one netlearn ``Network`` per trial (``--single`` trials);
-- Optuna driving a plain PyTorch loop (``--torch`` trials; needs ``pip install torch``).
+- Optuna driving a plain PyTorch loop (``--torch`` trials; needs ``pip install torch``);
+- population-based training (``strategy="pbt"``, 64 members, ``--interval``) at the same
+  network-epochs as the unpruned search;
+- compaction: one epoch of the 64-member Population with 64, 32 and 16 members still active (the
+  others frozen), the saving that halving's pruned members bring.
 
 Each prints its wall time per trial-epoch (whole trials, evaluation included,
 divided by the epochs trained), its network-epochs and its best validation
@@ -23,6 +27,8 @@ import argparse
 import sys
 import time
 
+
+import numpy as np
 
 import netlearn
 from netlearn.search.storage import optuna as load_optuna
@@ -108,6 +114,32 @@ def run_torch(training, validation, args) -> tuple[float, int, float] | None:
     return time.perf_counter() - t, args.torch * args.epochs, study.best_value
 
 
+def run_pbt(training, validation, args) -> tuple[float, int, float]:
+    t = time.perf_counter()
+    r = netlearn.search(training, validation, **SPACE, layers=SIZES, batch_size=10, epochs=args.epochs,
+                        population=args.trials, seed=args.seed, strategy="pbt", interval=args.interval,
+                        threads=args.threads)
+    return time.perf_counter() - t, r.summary["network_epochs"], r.summary["best"]["value"]
+
+
+def compaction(training, args) -> list[tuple[int, float]]:
+    """Seconds of one training epoch with ``active`` of 64 members still training (the rest frozen)."""
+    K = 64
+    etas = [float(e) for e in np.geomspace(0.05, 3.0, K)]
+    out = []
+    for active in (64, 32, 16):
+        pop = netlearn.Population(SIZES, etas, 5.0, seed=list(range(K)))
+
+        def freeze(p, epoch, active=active):
+            if epoch == 1:
+                for k in range(active, K):
+                    p.freeze(k)
+
+        hs = pop.fit(training, 2, 10, seed=0, callbacks=[freeze], threads=args.threads)
+        out.append((active, hs[0].epoch_seconds[1]))
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="64 random trials: populations against one network at a time",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -115,9 +147,10 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--single", type=int, default=8, help="trials of Optuna driving one netlearn Network")
     p.add_argument("--torch", type=int, default=3, help="trials of Optuna driving a plain PyTorch loop")
+    p.add_argument("--interval", type=int, default=2, help="epochs between PBT's exploit/explore steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--skip", default="", help="comma-separated: search, halving, single, torch")
+    p.add_argument("--skip", default="", help="comma-separated: search, halving, single, torch, pbt, compaction")
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     training, validation, _ = netlearn.data.load_mnist()
@@ -158,6 +191,13 @@ def main(argv=None) -> int:
                 ratio = (r[0] / r[1]) / (results["search"][0] / results["search"][1])
                 extra = f"  (netlearn search is {ratio:.0f}x cheaper per trial-epoch)"
             line(f"Optuna + PyTorch ({args.torch} trials)", *r, extra)
+    if "pbt" not in skip:
+        results["pbt"] = run_pbt(training, validation, args)
+        line(f"PBT, {args.trials} members, interval {args.interval}", *results["pbt"], "  (best = final accuracy)")
+    if "compaction" not in skip:
+        print("  compaction: one training epoch of a 64-member Population with only some still active")
+        for active, seconds in compaction(training, args):
+            print(f"    {active:2d} active {seconds:6.2f} s")
     return 0
 
 
