@@ -14,3 +14,6 @@ def make_blobs(n=200, n_in=8, n_out=3, seed=0, dtype=np.float32):
 @pytest.fixture
 def blobs():
     return make_blobs()
+
+
+from pg import postgres_url  # noqa: E402,F401  (the throwaway PostgreSQL server, tests/pg.py)

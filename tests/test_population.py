@@ -6,6 +6,7 @@ import pytest
 
 import netlearn
 from netlearn import optimizers
+from netlearn.callbacks import Callback
 from netlearn.population import Population
 
 
@@ -157,3 +158,128 @@ def test_threads_train_groups_of_16_networks_with_the_same_numbers(mu):
         net = netlearn.Network([20, 6, 4], seed=30, **kw)
         net.fit((X * 5, y), 2, 10, etas[30], lmbda=1.0, seed=3)
         assert_same_network(net, results[1][0].networks[30], atol=1e-4)
+
+
+# -- member operations --------------------------------------------------------------------------------
+class ResetAt(Callback):
+    """Network.fit callback: at the end of epoch ``e`` put back the network's initial weights (a fresh start)."""
+
+    def __init__(self, e, params):
+        self.e, self.params = e, [p.copy() for p in params]
+
+    def on_epoch_end(self, state):
+        if state.epoch + 1 == self.e:
+            for p, q in zip(state.net.parameters(), self.params):
+                p[...] = q
+
+
+def test_a_replaced_member_trains_like_a_fresh_network_from_that_epoch():
+    data = sparse_data()
+    pop = Population([20, 7, 4], [0.3, 0.1, 1.0], [0.0, 5.0, 1.0], 0.0, [1, 2, 3])
+
+    def at_epoch(p, epoch):
+        if epoch == 2:
+            p.replace(1, eta=0.7, lmbda=2.0, seed=11)
+
+    hists = pop.fit(data, 5, 7, evaluation_data=data, seed=4, callbacks=[at_epoch])
+    assert pop.configs[1] == {"eta": 0.7, "lmbda": 2.0, "mu": 0.0, "seed": 11}
+    assert len(hists[1].evaluation_accuracy) == 3 and hists[1].eta == [0.7] * 3
+    fresh = netlearn.Network([20, 7, 4], seed=11)
+    net = netlearn.Network([20, 7, 4], seed=11)
+    h = net.fit(data, 5, 7, 0.7, lmbda=2.0, seed=4, evaluation_data=data,
+                callbacks=[ResetAt(2, fresh.parameters())], engine="numpy")
+    assert_same_network(net, pop.networks[1])
+    assert h.evaluation_accuracy[2:] == hists[1].evaluation_accuracy
+    # The others were not disturbed.
+    for k in (0, 2):
+        ref = netlearn.Network([20, 7, 4], seed=k + 1)
+        ref.fit(data, 5, 7, [0.3, 0.1, 1.0][k], lmbda=[0.0, 5.0, 1.0][k], seed=4)
+        assert_same_network(ref, pop.networks[k])
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.6])
+def test_a_copy_is_bit_identical_and_trains_on_identically(mu):
+    data = sparse_data()
+    pop = Population([20, 7, 4], [0.3, 0.5, 0.2], [1.0, 2.0, 0.5], mu, [1, 2, 3])
+    seen = {}
+
+    def at_epoch(p, epoch):
+        if epoch == 2:
+            p.copy(0, 2)
+            p.set(2, eta=0.3, lmbda=1.0, mu=mu)
+            for a, b in zip(p.networks[0].parameters(), p.networks[2].parameters()):
+                np.testing.assert_array_equal(a, b)
+            seen["v"] = p.velocities(0)
+            if mu:
+                assert all(np.array_equal(a, b) for a, b in zip(p.velocities(0), p.velocities(2)))
+                assert any(np.any(v) for v in p.velocities(0))
+
+    pop.fit(data, 4, 7, seed=4, callbacks=[at_epoch])
+    assert (seen["v"] is None) == (mu == 0)
+    for a, b in zip(pop.networks[0].parameters(), pop.networks[2].parameters()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(pop.networks[0].parameters()[0], pop.networks[1].parameters()[0])
+
+
+def test_set_changes_eta_from_the_next_epoch():
+    data = sparse_data()
+    pop = Population([20, 7, 4], [0.3, 0.1], 1.0, 0.0, [1, 2])
+    hists = pop.fit(data, 4, 7, seed=4, callbacks=[lambda p, e: p.set(0, eta=0.05) if e == 2 else None])
+    assert hists[0].eta == [0.3, 0.3, 0.05, 0.05] and hists[1].eta == [0.1] * 4
+    # The same as two runs of one network at each eta, the second continuing on the same shuffle.
+    class SetEta(Callback):
+        def on_epoch_end(self, state):
+            if state.epoch + 1 == 2:
+                state.optimizer.eta = 0.05
+
+    net = netlearn.Network([20, 7, 4], seed=1)
+    h = net.fit(data, 4, 7, 0.3, lmbda=1.0, seed=4, callbacks=[SetEta()], engine="numpy")
+    assert h.eta == hists[0].eta
+    assert_same_network(net, pop.networks[0])
+
+
+def test_frozen_members_keep_their_weights_and_stop_their_history():
+    data = sparse_data()
+    pop = Population([20, 7, 4], [0.3, 0.1, 0.5], 1.0, 0.0, [1, 2, 3])
+    kept = {}
+
+    def at_epoch(p, epoch):
+        if epoch == 1:
+            p.freeze(1)
+            kept["w"] = [q.copy() for q in p.networks[1].parameters()]
+        if epoch == 3:
+            assert p.active == [0, 2]
+            p.stop()
+
+    hists = pop.fit(data, 10, 7, evaluation_data=data, seed=4, callbacks=[at_epoch])
+    assert [len(h.evaluation_accuracy) for h in hists] == [3, 1, 3]
+    for a, b in zip(kept["w"], pop.networks[1].parameters()):
+        np.testing.assert_array_equal(a, b)
+    ref = netlearn.Network([20, 7, 4], seed=3)
+    ref.fit(data, 3, 7, 0.5, lmbda=1.0, seed=4)
+    assert_same_network(ref, pop.networks[2])
+
+
+def test_compaction_gives_the_same_numbers_as_training_everyone():
+    # Freezing members re-packs the rest into fewer blocks of 16; the survivors' numbers do not change.
+    X, y = sparse_data()
+    etas = [0.05 + 0.01 * k for k in range(40)]
+    full = Population([20, 6, 4], etas, 1.0, 0.0, seed=list(range(40)))
+    full.fit((X, y), 3, 10, seed=3)
+    part = Population([20, 6, 4], etas, 1.0, 0.0, seed=list(range(40)))
+    part.fit((X, y), 3, 10, seed=3, callbacks=[lambda p, e: [p.freeze(k) for k in range(0, 40, 3)] if e == 1
+                                               else None])
+    for k in range(40):
+        if k % 3:
+            for a, b in zip(full.networks[k].parameters(), part.networks[k].parameters()):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_member_operations_refuse_bad_input():
+    pop = Population([20, 5, 4], [0.1, 0.2])
+    with pytest.raises(ValueError, match="member index"):
+        pop.freeze(2)
+    with pytest.raises(ValueError, match="'eta'"):
+        pop.set(0, eta=-1.0)
+    with pytest.raises(ValueError, match="'mu'"):
+        pop.replace(1, eta=0.1, mu=1.5)

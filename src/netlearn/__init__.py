@@ -16,6 +16,7 @@ from .population import Population
 from .regularizers import L1, L2, MaxNorm
 from .callbacks import Callback
 from .history import DivergenceError, History
+from . import search  # noqa: E402  (after Population: the search trains populations)
 
 __version__ = "0.1.0"
 
@@ -25,4 +26,5 @@ __all__ = [
     "QuadraticCost", "CrossEntropyCost", "LogLikelihoodCost", "HingeCost", "L1", "L2", "MaxNorm",
     "History", "Callback", "EarlyStopping", "Checkpoint", "DivergenceError", "ModelFileError", "load", "costs", "data",
     "init", "optimizers", "schedules", "second_order", "callbacks", "checkpoints", "gradcheck", "history", "training",
+    "search",
 ]

@@ -28,6 +28,15 @@ Network ``k`` ends with the same weights (within float32 rounding) as::
 monitored cost become NaN or infinite is *frozen*: it keeps its weights from
 the end of its last good epoch, its History stops there, ``diverged[k]`` says
 in which epoch it happened, and the others train on undisturbed.
+
+Between epochs (before ``fit``, or from a callback that ``fit`` calls after
+each epoch) the members can be changed one at a time, which is what
+hyper-parameter search needs: :meth:`Population.set` (eta, lmbda, mu),
+:meth:`Population.freeze`, :meth:`Population.replace` (fresh weights from a
+seed, new settings) and :meth:`Population.copy` (weights, biases and
+velocities, bit for bit).  Only the active members are packed into the
+kernels' arrays, re-packed whenever the set changes, so frozen members cost
+no time: an epoch's time falls with the number of active blocks of 16.
 """
 from __future__ import annotations
 
@@ -139,6 +148,25 @@ class _Group:
         jit.pop_fold_scales(self.Ws, self.scales)
 
 
+class _Packed:
+    """The active members (``slots[s]`` is the member in lane ``s``) stacked for the kernels, and their groups."""
+
+    def __init__(self, slots, Ws, bs, Vs, Vbs, momentum, active, groups) -> None:
+        self.slots, self.Ws, self.bs, self.Vs, self.Vbs = slots, Ws, bs, Vs, Vbs
+        self.momentum, self.active, self.groups = momentum, active, groups
+
+    def train(self, jit, perm, n, m, indptr, cols, vals, T, kind, acts) -> None:
+        """One epoch of every group, each on its own thread."""
+        from . import kernels
+
+        for g in self.groups:
+            g.load(self.Ws, self.bs, self.Vs, self.Vbs, self.active)
+        kernels.run_parallel(lambda t: self.groups[t].train(jit, perm, n, m, indptr, cols, vals, T, kind, acts),
+                             len(self.groups))
+        for g in self.groups:
+            g.store(self.Ws, self.bs, self.Vs, self.Vbs)
+
+
 class Population:
     """``K`` networks of one architecture trained in lockstep (see the module docstring).
 
@@ -178,8 +206,14 @@ class Population:
         except kernels.EngineUnavailable as exc:
             raise ValueError(f"Population cannot train this architecture: {exc}.") from None
         self.configs = [{"eta": e, "lmbda": lm, "mu": m, "seed": s} for e, lm, m, s in zip(etas, lmbdas, mus, seeds)]
+        self._architecture = {"sizes": list(sizes), "activation": activation, "cost": cost, "init": init,
+                              "output": output, "dtype": dtype}
         self.diverged: list[int | None] = [None] * k
+        #: Members stopped by :meth:`freeze` (diverged ones are in ``diverged``).
+        self.frozen: list[bool] = [False] * k
         self.histories: list[History] = [History() for _ in range(k)]
+        self._velocities: list[list[np.ndarray] | None] = [None] * k
+        self._dirty = self._stop = False
 
     @classmethod
     def grid(cls, sizes: Sequence[int], eta: Sequence[float], lmbda: Sequence[float] = (0.0,),
@@ -197,12 +231,82 @@ class Population:
     def __repr__(self) -> str:
         return f"Population({len(self)} x {self.networks[0]!r})"
 
+    # -- member operations (between epochs: before fit, or from a callback) -----
+    def set(self, k: int, *, eta: float | None = None, lmbda: float | None = None, mu: float | None = None) -> None:
+        """Change member ``k``'s learning rate, L2 strength or momentum from the next epoch on."""
+        k = self._member(k)
+        cfg = self.configs[k]
+        if eta is not None:
+            cfg["eta"] = check_positive("eta", eta)
+        if lmbda is not None:
+            cfg["lmbda"] = check_positive("lmbda", lmbda, allow_zero=True)
+        if mu is not None:
+            cfg["mu"] = _check_mu(mu)
+        self._dirty = True
+
+    def freeze(self, k: int) -> None:
+        """Stop training member ``k``: it keeps its weights and History, and costs no more time."""
+        self.frozen[self._member(k)] = True
+        self._dirty = True
+
+    def replace(self, k: int, eta: float, lmbda: float = 0.0, mu: float = 0.0, seed: int | None = None) -> None:
+        """Start member ``k`` afresh: new weights from ``seed``, new hyper-parameters, an empty History.
+
+        From the next epoch on it trains exactly as ``Network(sizes, seed=seed)``
+        would on the population's remaining mini-batches.
+        """
+        from .network import Network
+
+        k = self._member(k)
+        cfg = {"eta": check_positive("eta", eta), "lmbda": check_positive("lmbda", lmbda, allow_zero=True),
+               "mu": _check_mu(mu), "seed": seed}
+        self.networks[k] = Network(**self._architecture, seed=seed)
+        self.configs[k] = cfg
+        self.diverged[k] = None
+        self.frozen[k] = False
+        self.histories[k] = History()
+        self._velocities[k] = None
+        self._dirty = True
+
+    def copy(self, src: int, dst: int) -> None:
+        """Member ``dst`` takes member ``src``'s weights, biases and velocities, bit for bit (not its settings).
+
+        A diverged ``dst`` trains again with the copied (finite) weights.
+        """
+        src, dst = self._member(src), self._member(dst)
+        self.diverged[dst] = self.diverged[src]
+        for p, q in zip(self.networks[src].parameters(), self.networks[dst].parameters()):
+            q[...] = p
+        v = self._velocities[src]
+        self._velocities[dst] = None if v is None else [a.copy() for a in v]
+        self._dirty = True
+
+    def stop(self) -> None:
+        """Ask :meth:`fit` to end after the current epoch (from a callback)."""
+        self._stop = True
+
+    @property
+    def active(self) -> list[int]:
+        """The members that train in the next epoch: neither frozen nor diverged."""
+        return [k for k in range(len(self)) if not self.frozen[k] and self.diverged[k] is None]
+
+    def velocities(self, k: int) -> list[np.ndarray] | None:
+        """Member ``k``'s momentum velocities (each weight array, then each bias), or None while they are zero."""
+        return self._velocities[self._member(k)]
+
+    def _member(self, k: int) -> int:
+        k = check_int("k", k, low=0)
+        if k >= len(self):
+            raise ValueError(f"The member index must be in [0, {len(self)}). Got {k} instead.")
+        return k
+
     # -- training -------------------------------------------------------------
     def fit(self, training_data, epochs: int, batch_size: int, evaluation_data=None, seed: int | None = None, *,
             monitor_evaluation_accuracy: bool | None = None, monitor_evaluation_cost: bool = False,
             monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
             verbose: bool = False, print_fn: Callable[[str], None] = print,
-            threads: int | None = None) -> list[History]:
+            threads: int | None = None,
+            callbacks: Sequence[Callable[["Population", int], Any]] = ()) -> list[History]:
         """Train all networks for ``epochs`` epochs of mini-batch SGD; returns one History per network.
 
         ``seed`` seeds the one shuffle that all networks share.  Monitoring is
@@ -211,6 +315,14 @@ class Population:
         environment variable ``NETLEARN_THREADS``, else the available cores, at
         most 4) train disjoint groups of at least 16 networks at once; the
         numbers do not depend on it.
+
+        ``callbacks`` are called as ``callback(population, epoch)`` after each
+        epoch (``epoch`` counts the epochs done, from 1), with every member's
+        weights in its Network; they may read them and call the member
+        operations (:meth:`set`, :meth:`freeze`, :meth:`replace`, :meth:`copy`,
+        :meth:`stop`).  Only active members are packed into the kernels'
+        arrays, so frozen members cost nothing.  Velocities start at zero in
+        each call, as in ``Network.fit``.
         """
         from . import kernels
 
@@ -226,57 +338,93 @@ class Population:
         flags = {"training_cost": monitor_training_cost, "training_accuracy": monitor_training_accuracy,
                  "evaluation_cost": monitor_evaluation_cost, "evaluation_accuracy": monitor_evaluation_accuracy}
         jit = kernels.kernels()
-        K, L, dt = len(self), len(self._dense), net0.dtype
-        # The network axis is padded to a multiple of 16 with frozen all-zero "ghost" networks, so the
-        # inner loops over networks fill whole SIMD registers (9 networks cost no less than 16 otherwise).
-        Kp = _pad(K)
         n, m = X.shape[0], min(batch_size, X.shape[0])
         T = np.ascontiguousarray(net0._targets(y))
         indptr, cols, vals = kernels.sparse_rows(X, force=True)
+        acts = np.asarray(self._acts, np.int64)
+        perm = np.arange(n)
+        shuffle = make_rng(seed)
+        self.histories = [History() for _ in range(len(self))]
+        self._velocities = [None] * len(self)
+        self._stop = False
+        packed: _Packed | None = None
 
-        # Stacked parameters: W[l] (n_in, n_out, K), b[l] (n_out, K).
-        Ws = tuple(_stack([self._layers(k)[l].W for k in range(K)], Kp) for l in range(L))
-        bs = tuple(_stack([self._layers(k)[l].b for k in range(K)], Kp) for l in range(L))
-        ghosts = [0.0] * (Kp - K)
-        etas = np.array([c["eta"] for c in self.configs] + ghosts)
-        c2s = np.array([c["lmbda"] / n for c in self.configs] + ghosts)
-        mus = np.array([c["mu"] for c in self.configs] + ghosts)
+        for epoch in range(epochs):
+            if packed is None:
+                packed = self._pack(n, m, X.shape[1], threads)
+                self._dirty = False
+            shuffle.shuffle(perm)  # every epoch, whoever trains: the mini-batches do not depend on the members
+            if not packed.slots:
+                break
+            saved = [p.copy() for p in packed.Ws + packed.bs]
+            t0 = time.perf_counter()
+            packed.train(jit, perm, n, m, indptr, cols, vals, T, self._kind, acts)
+            seconds = time.perf_counter() - t0
+            if self._end_epoch(epoch, seconds, packed, saved, flags, (X, y), evaluation, n, jit):
+                self._dirty = True  # a member diverged: compact it away
+            if verbose:
+                print_fn(self._epoch_line(epoch, epochs))
+            if callbacks or self._dirty:
+                # The members' own Networks hold the truth while callbacks run; re-pack if they changed it.
+                self._unpack(packed)
+                for cb in callbacks:
+                    cb(self, epoch + 1)
+                if self._dirty:
+                    packed = None
+            if self._stop or not self.active:
+                break
+        if packed is not None:
+            self._unpack(packed)
+        return self.histories
+
+    def _pack(self, n: int, m: int, n_in: int, threads: int | None) -> "_Packed":
+        """The active members' parameters stacked for the kernels, padded to whole blocks of 16."""
+        from . import kernels
+
+        slots = self.active
+        dt = self.networks[0].dtype
+        # The network axis is padded to a multiple of 16 with frozen all-zero "ghost" networks, so the
+        # inner loops over networks fill whole SIMD registers (9 networks cost no less than 16 otherwise).
+        Kp = _pad(max(len(slots), 1))
+        L = len(self._dense)
+        layers = [self._layers(k) for k in slots] or [self._layers(0)]
+        Ws = tuple(_stack([ls[l].W for ls in layers], Kp) for l in range(L))
+        bs = tuple(_stack([ls[l].b for ls in layers], Kp) for l in range(L))
+        ghosts = [0.0] * (Kp - len(slots))
+        cfgs = [self.configs[k] for k in slots]
+        etas = np.array([c["eta"] for c in cfgs] + ghosts)
+        c2s = np.array([c["lmbda"] / n for c in cfgs] + ghosts)
+        mus = np.array([c["mu"] for c in cfgs] + ghosts)
         momentum = bool(np.any(mus > 0))
-        Vs = tuple(np.zeros_like(W) if momentum else np.zeros((1, 1, 1), dt) for W in Ws)
-        Vbs = tuple(np.zeros_like(b) if momentum else np.zeros((1, 1), dt) for b in bs)
-        active = np.array([0.0 if d is not None else 1.0 for d in self.diverged] + ghosts)
+        if momentum:
+            Vs = tuple(np.zeros_like(W) for W in Ws)
+            Vbs = tuple(np.zeros_like(b) for b in bs)
+            for s, k in enumerate(slots):
+                v = self._velocities[k]
+                if v is not None:
+                    for dst, src in zip(Vs + Vbs, v):
+                        dst[..., s] = src
+        else:
+            Vs = tuple(np.zeros((1, 1, 1), dt) for _ in Ws)
+            Vbs = tuple(np.zeros((1, 1), dt) for _ in bs)
+        active = np.array([1.0] * len(slots) + ghosts)
         # The networks are independent: each thread trains its own group of whole blocks of 16 networks,
         # in arrays of its own (so no two threads write to one cache line), copied in and out each epoch.
         blocks = Kp // 16
         nthreads = min(kernels.resolve_threads(threads, 25 * blocks), blocks)
         groups = [_Group(16 * (blocks * t // nthreads), 16 * (blocks * (t + 1) // nthreads), Ws, bs, Vs, Vbs,
-                         etas, c2s, mus, momentum, m, [d.n_out for d in self._dense], X.shape[1], dt)
+                         etas, c2s, mus, momentum, m, [d.n_out for d in self._dense], n_in, dt)
                   for t in range(nthreads)]
-        acts = np.asarray(self._acts, np.int64)
-        perm = np.arange(n)
-        shuffle = make_rng(seed)
-        self.histories = [History() for _ in range(K)]
+        return _Packed(slots, Ws, bs, Vs, Vbs, momentum, active, groups)
 
-        def train_group(t: int) -> None:
-            groups[t].train(jit, perm, n, m, indptr, cols, vals, T, self._kind, acts)
-
-        for epoch in range(epochs):
-            saved = [p.copy() for p in Ws + bs]
-            shuffle.shuffle(perm)
-            t0 = time.perf_counter()
-            for g in groups:
-                g.load(Ws, bs, Vs, Vbs, active)
-            kernels.run_parallel(train_group, nthreads)
-            for g in groups:
-                g.store(Ws, bs, Vs, Vbs)
-            seconds = time.perf_counter() - t0
-            self._end_epoch(epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, (X, y), evaluation, n, jit)
-            if verbose:
-                print_fn(self._epoch_line(epoch, epochs))
-            if not active[:K].any():
-                break
-        self._write_back(Ws, bs)
-        return self.histories
+    def _unpack(self, packed: "_Packed") -> None:
+        """Each packed member's weights, biases (and velocities) back into its own Network."""
+        for s, k in enumerate(packed.slots):
+            for l, d in enumerate(self._layers(k)):
+                d.W[...] = packed.Ws[l][..., s]
+                d.b[...] = packed.bs[l][..., s]
+            if packed.momentum:
+                self._velocities[k] = [V[..., s].copy() for V in packed.Vs + packed.Vbs]
 
     def _layers(self, k: int) -> list:
         from .layers.dense import Dense
@@ -297,40 +445,46 @@ class Population:
         elif code == kernels.SOFTMAX:
             jit.pop_softmax(Z, Z.shape[0])
 
-    def _end_epoch(self, epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, training, evaluation, n, jit):
-        """Freeze networks that diverged (restoring their last good weights), then record the figures."""
-        K = len(self)
+    def _end_epoch(self, epoch, seconds, packed, saved, flags, training, evaluation, n, jit) -> bool:
+        """Freeze networks that diverged (restoring their last good weights), then record the figures.
+
+        Returns whether a network diverged.
+        """
+        Ws, bs, active, slots = packed.Ws, packed.bs, packed.active, packed.slots
+        K = len(slots)
         finite = np.ones(K, bool)
         for p in Ws + bs:
             finite &= np.isfinite(p[..., :K]).reshape(-1, K).all(axis=0)
         figures: dict[str, np.ndarray] = {}
         for which, data in (("training", training), ("evaluation", evaluation)):
             if data is not None and (flags[f"{which}_cost"] or flags[f"{which}_accuracy"]):
-                cost, acc = self._evaluate(data, Ws, bs, n, jit, want_cost=flags[f"{which}_cost"])
+                cost, acc = self._evaluate(data, Ws, bs, slots, n, jit, want_cost=flags[f"{which}_cost"])
                 if flags[f"{which}_cost"]:
                     figures[f"{which}_cost"] = cost
                     finite &= np.isfinite(cost)
                 if flags[f"{which}_accuracy"]:
                     figures[f"{which}_accuracy"] = acc
-        for k in np.flatnonzero(~finite & (active[:K] > 0)):
-            for p, s in zip(Ws + bs, saved):
-                p[..., k] = s[..., k]
-            for v in Vs + Vbs:
-                if v.shape[-1] == active.shape[0]:  # (without momentum, velocities are placeholders)
-                    v[..., k] = 0
-            active[k] = 0.0
-            self.diverged[k] = epoch + 1
-        for k in np.flatnonzero(active[:K] > 0):
-            h = self.histories[k]
+        bad = np.flatnonzero(~finite & (active[:K] > 0))
+        for s in bad:
+            for p, old in zip(Ws + bs, saved):
+                p[..., s] = old[..., s]
+            if packed.momentum:
+                for v in packed.Vs + packed.Vbs:
+                    v[..., s] = 0
+            active[s] = 0.0
+            self.diverged[slots[s]] = epoch + 1
+        for s in np.flatnonzero(active[:K] > 0):
+            h = self.histories[slots[s]]
             h.epoch_seconds.append(seconds)
-            h.eta.append(self.configs[k]["eta"])
+            h.eta.append(self.configs[slots[s]]["eta"])
             for name, values in figures.items():
-                getattr(h, name).append(float(values[k]))
+                getattr(h, name).append(float(values[s]))
+        return len(bad) > 0
 
-    def _evaluate(self, data, Ws, bs, n: int, jit, want_cost: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Per-network total cost (with the L2 term) and accuracy on ``data``."""
+    def _evaluate(self, data, Ws, bs, slots, n: int, jit, want_cost: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per-slot total cost (with the L2 term) and accuracy on ``data``."""
         X, y = data
-        K, Kp, L = len(self), Ws[0].shape[-1], len(Ws)
+        K, Kp, L = len(slots), Ws[0].shape[-1], len(Ws)
         net0 = self.networks[0]
         labels = y if y.ndim == 1 else np.argmax(y, axis=1)
         correct = np.zeros(Kp, np.int64)
@@ -361,19 +515,14 @@ class Population:
             correct += np.count_nonzero(np.argmax(a, axis=1) == labels[s:s + EVAL_CHUNK, None], axis=0)
         cost /= X.shape[0]
         if want_cost:
-            for k, cfg in enumerate(self.configs):
-                if cfg["lmbda"]:
-                    cost[k] += 0.5 * cfg["lmbda"] / n * sum(float(np.vdot(W[..., k], W[..., k])) for W in Ws)
+            for k, member in enumerate(slots):
+                lmbda = self.configs[member]["lmbda"]
+                if lmbda:
+                    cost[k] += 0.5 * lmbda / n * sum(float(np.vdot(W[..., k], W[..., k])) for W in Ws)
         return cost, correct[:K] / X.shape[0]
 
-    def _write_back(self, Ws, bs) -> None:
-        for k in range(len(self)):
-            for l, d in enumerate(self._layers(k)):
-                d.W[...] = Ws[l][..., k]
-                d.b[...] = bs[l][..., k]
-
     def _epoch_line(self, epoch: int, epochs: int) -> str:
-        alive = [k for k in range(len(self)) if self.diverged[k] is None]
+        alive = [k for k in self.active if self.histories[k].epoch_seconds]
         parts = [f"Epoch {epoch + 1}/{epochs}"]
         if alive:
             h = self.histories[alive[0]]

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netlearn {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     train.register(sub)
-    for name in ("evaluate", "predict", "inspect", "data", "reproduce", "grid", "tune"):
+    for name in ("evaluate", "predict", "inspect", "data", "reproduce", "grid", "tune", "search"):
         try:
             mod = __import__(f"netlearn.cli.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:
