@@ -200,6 +200,8 @@ def load_own_data(args):
                             seed=args.seed)
     except DataError as exc:
         raise UsageError(str(exc)) from None
+
+
 GIVEN = "given_options"
 
 
