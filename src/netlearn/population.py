@@ -13,7 +13,7 @@ vectorizes whatever the layer sizes.  The first layer of all networks is one
 wide matrix ``(n_in, H*K)`` over the shared input, and, since MNIST pixels are
 mostly zero, each batch reads and updates only the rows of the pixels that
 are non-zero somewhere in the batch.  Weight decay is lazy (each network keeps
-a scale ``s_k`` with ``W_k = s_k V_k``, see :mod:`netlearn.kernels`) unless a
+a scale ``s_k`` with ``W_k = s_k V_k``, see :mod:`netlearn.engine.step`) unless a
 network uses momentum.  The networks are independent, so threads (``fit``'s
 ``threads``) each train their own groups of 16 networks, with the same
 numbers whatever their count.
@@ -37,7 +37,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .backend import namespace, rng as make_rng
+from . import engine
+from .backend import rng as make_rng
 from .optimizers import _check_positive
 from .training import History
 from .validation import check_data, check_int
@@ -79,15 +80,6 @@ def _stack(arrays: list[np.ndarray], kp: int) -> np.ndarray:
     return out
 
 
-def _sigmoid(z: np.ndarray) -> None:
-    """``sigma(z) = 1/2 + tanh(z/2)/2`` in place: a vectorized tanh, no overflow for any ``z``."""
-    xp = namespace(z)
-    z *= 0.5
-    xp.tanh(z, out=z)
-    z *= 0.5
-    z += 0.5
-
-
 class _Group:
     """The kernel state of the networks ``k0:k1`` of a population (whole blocks of 16), trained by one thread.
 
@@ -118,6 +110,13 @@ class _Group:
         self.flat = tuple(a.reshape(a.shape[0], -1) for a in (self.Ws[0], self.A[0], self.D[0], self.Vs[0]))
         self.b0 = self.bs[0].reshape(-1)
 
+    def bundles(self, kernels, kind: int, acts: np.ndarray):
+        """The kernels' named bundles over this group's arrays: ``(PopIndex, PopLayers, PopRule)``."""
+        return (kernels.PopIndex(*self.index),
+                kernels.PopLayers(*self.flat, self.b0, self.A, self.D, self.Ws, self.bs, self.Vs, self.Vbs),
+                kernels.PopRule(kind, acts, self.scales, self.etas, self.c2s, self.mus, self.active,
+                                self.momentum, self.coef))
+
     def _pairs(self, Ws, bs, Vs, Vbs):
         mine = self.Ws + self.bs + (self.Vs + self.Vbs if self.momentum else ())
         full = Ws + bs + (Vs + Vbs if self.momentum else ())
@@ -134,12 +133,10 @@ class _Group:
             for mine, full in self._pairs(Ws, bs, Vs, Vbs):
                 full[..., self.k0:self.k1] = mine
 
-    def train(self, jit, perm, n, m, indptr, cols, vals, T, kind, acts) -> None:
+    def train(self, jit, perm, n, m, inputs, kind, acts) -> None:
         """One epoch over the batches ``perm[s:s+m]``, then the true weights written back (scales folded)."""
-        W0, A0, D0, V0 = self.flat
-        self.bid = jit.pop_train(perm, 0, n, m, indptr, cols, vals, *self.index, W0, A0, D0, V0, self.b0, self.A,
-                                 self.D, self.Ws, self.bs, self.Vs, self.Vbs, T, kind, acts, self.scales, self.etas,
-                                 self.c2s, self.mus, self.active, self.momentum, self.coef, self.bid)
+        index, layers, rule = self.bundles(jit, kind, acts)
+        self.bid = jit.pop_train(inputs, index, layers, rule, perm, 0, n, m, self.bid)
         jit.pop_fold_scales(self.Ws, self.scales)
 
 
@@ -165,7 +162,6 @@ class Population:
                  mu: float | Sequence[float] = 0.0, seed: int | None | Sequence[int | None] = None, *,
                  activation: str | Sequence[str] = "sigmoid", cost: str = "cross-entropy", init: str = "default",
                  output: str | None = None, dtype: Any = None) -> None:
-        from . import kernels
         from .network import Network
 
         lengths = [len(v) for v in (eta, lmbda, mu, seed)
@@ -178,8 +174,8 @@ class Population:
         self.networks = [Network(sizes, activation=activation, cost=cost, init=init, output=output, seed=s,
                                  dtype=dtype) for s in seeds]
         try:
-            self._dense, self._acts, self._kind = kernels.describe(self.networks[0])
-        except kernels.EngineUnavailable as exc:
+            self._dense, self._acts, self._kind = engine.describe(self.networks[0])
+        except engine.EngineUnavailable as exc:
             raise ValueError(f"Population cannot train this architecture: {exc}.") from None
         self.configs = [{"eta": e, "lmbda": lm, "mu": m, "seed": s} for e, lm, m, s in zip(etas, lmbdas, mus, seeds)]
         self.diverged: list[int | None] = [None] * k
@@ -216,8 +212,6 @@ class Population:
         most 4) train disjoint groups of at least 16 networks at once; the
         numbers do not depend on it.
         """
-        from . import kernels
-
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
         net0 = self.networks[0]
@@ -229,14 +223,14 @@ class Population:
             monitor_evaluation_accuracy = evaluation is not None
         flags = {"training_cost": monitor_training_cost, "training_accuracy": monitor_training_accuracy,
                  "evaluation_cost": monitor_evaluation_cost, "evaluation_accuracy": monitor_evaluation_accuracy}
-        jit = kernels.kernels()
+        jit = engine.load("population")
         K, L, dt = len(self), len(self._dense), net0.dtype
         # The network axis is padded to a multiple of 16 with frozen all-zero "ghost" networks, so the
         # inner loops over networks fill whole SIMD registers (9 networks cost no less than 16 otherwise).
         Kp = _pad(K)
         n, m = X.shape[0], min(batch_size, X.shape[0])
         T = np.ascontiguousarray(net0._targets(y))
-        indptr, cols, vals = kernels.sparse_rows(X, force=True)
+        inputs = jit.PopInputs(*jit.sparse_rows(X, force=True), T)
 
         # Stacked parameters: W[l] (n_in, n_out, K), b[l] (n_out, K).
         Ws = tuple(_stack([self._layers(k)[l].W for k in range(K)], Kp) for l in range(L))
@@ -252,7 +246,7 @@ class Population:
         # The networks are independent: each thread trains its own group of whole blocks of 16 networks,
         # in arrays of its own (so no two threads write to one cache line), copied in and out each epoch.
         blocks = Kp // 16
-        nthreads = min(kernels.resolve_threads(threads, 25 * blocks), blocks)
+        nthreads = min(engine.resolve_threads(threads, 25 * blocks), blocks)
         groups = [_Group(16 * (blocks * t // nthreads), 16 * (blocks * (t + 1) // nthreads), Ws, bs, Vs, Vbs,
                          etas, c2s, mus, momentum, m, [d.n_out for d in self._dense], X.shape[1], dt)
                   for t in range(nthreads)]
@@ -262,7 +256,7 @@ class Population:
         self.histories = [History() for _ in range(K)]
 
         def train_group(t: int) -> None:
-            groups[t].train(jit, perm, n, m, indptr, cols, vals, T, self._kind, acts)
+            groups[t].train(jit, perm, n, m, inputs, self._kind, acts)
 
         for epoch in range(epochs):
             saved = [p.copy() for p in Ws + bs]
@@ -270,7 +264,7 @@ class Population:
             t0 = time.perf_counter()
             for g in groups:
                 g.load(Ws, bs, Vs, Vbs, active)
-            kernels.run_parallel(train_group, nthreads)
+            jit.run_parallel(train_group, nthreads)
             for g in groups:
                 g.store(Ws, bs, Vs, Vbs)
             seconds = time.perf_counter() - t0
@@ -288,18 +282,8 @@ class Population:
         return [mod for mod in self.networks[k].modules if isinstance(mod, Dense)]
 
     def _activate(self, Z: np.ndarray, l: int, jit) -> None:
-        from . import kernels
-
-        code = self._acts[l]
-        xp = namespace(Z)
-        if code == kernels.SIGMOID:
-            _sigmoid(Z)
-        elif code == kernels.TANH:
-            xp.tanh(Z, out=Z)
-        elif code == kernels.RELU:
-            xp.maximum(Z, 0, out=Z)
-        elif code == kernels.SOFTMAX:
-            jit.pop_softmax(Z, Z.shape[0])
+        """Layer ``l``'s activation in place on ``Z (c, J, K)``: the training kernels' own (one forward pass)."""
+        jit.pop_activate(Z, Z.shape[0], self._acts[l])
 
     def _end_epoch(self, epoch, seconds, Ws, bs, Vs, Vbs, saved, active, flags, training, evaluation, n, jit):
         """Freeze networks that diverged (restoring their last good weights), then record the figures."""

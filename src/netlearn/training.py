@@ -6,9 +6,8 @@ stopping, schedules and checkpoints are callbacks, not branches in the loop.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -16,6 +15,8 @@ import numpy as np
 
 from . import optimizers
 from .backend import rng as make_rng
+from .engine import EngineUnavailable, describe, engine_setting, resolve_threads, sgd_coefficients
+from .engine import load as load_engine
 from .layers.base import Stochastic
 from .regularizers import L1, L2
 from .validation import check_data, check_int
@@ -188,54 +189,48 @@ def _noise_rng(seed) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
 
 
-ENGINES = ("auto", "numpy", "numba")
-
-#: With engine="auto", runs shorter than this many examples (n x epochs) stay on NumPy
-#: unless the compiled kernels are already loaded: importing Numba and loading the cached
-#: kernel (about half a second) would cost more than it saves.
+#: With engine="auto", runs shorter than this many examples (n x epochs) stay on NumPy: importing
+#: Numba and loading the cached kernel (about half a second) would cost more than it saves.  The
+#: choice depends on the run alone, never on what an earlier run in the process loaded.
 AUTO_MIN_EXAMPLES = 20_000
 
 
 def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int,
-                  epochs: int = 1, threads: int | None = None):
-    """The compiled epoch runner (:class:`netlearn.kernels.CompiledEpochs`) or None for the NumPy path.
+                  epochs: int = 1, threads: int | None = None, announce: bool = False):
+    """The compiled epoch runner (:class:`netlearn.engine.single.CompiledEpochs`) or None for the NumPy path.
 
     ``engine``: ``"numba"`` demands the compiled path (an error says why it does
     not apply), ``"numpy"`` forbids it, ``"auto"`` (the default, or the
     environment variable ``NETLEARN_ENGINE``) takes it whenever the network
     (Dense layers with element-wise activations, a natural cost pairing) and
-    the optimizer (SGD with L2/L1) allow, and the run is long enough to repay
-    loading the kernel (see ``AUTO_MIN_EXAMPLES``) or it is loaded already.
+    the optimizer (SGD with L2/L1) allow and the run is long enough to repay
+    loading the kernel (``AUTO_MIN_EXAMPLES``).  Where Numba can neither write
+    nor read its cache, "auto" warns once and trains on NumPy.  ``threads``
+    and ``NETLEARN_THREADS`` are checked on every path.  With ``announce``, a
+    first compile that takes a while is reported on standard error.
     """
-    if engine is None:
-        engine = os.environ.get("NETLEARN_ENGINE", "auto") or "auto"
-    if not isinstance(engine, str) or engine.lower() not in ENGINES:
-        raise ValueError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
-    engine = engine.lower()
+    engine = engine_setting(engine)
+    resolve_threads(threads, batch_size)  # (a bad value is an error whichever engine trains)
     if engine == "numpy":
         return None
-    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES and "netlearn._jit" not in sys.modules:
-        return None
-    from . import kernels
-
-    try:
-        compiled = kernels.CompiledEpochs(net, opt, X, T, batch_size, threads)
-    except ImportError:  # pragma: no cover - Numba is a core dependency, but a platform may lack it
-        if engine == "numba":
-            raise
-        return None
-    except kernels.EngineUnavailable as exc:
-        if engine == "numba":
-            raise kernels.EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
-                                            f"Use engine='auto' or 'numpy'.") from None
+    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES:
         return None
     try:
-        compiled.compile()
+        describe(net)
+        sgd_coefficients(opt)
+        compiled = load_engine("single").CompiledEpochs(net, opt, X, T, batch_size, threads)
+    except EngineUnavailable as exc:
+        if engine == "numba":
+            raise EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
+                                    f"Use engine='auto' or 'numpy'.") from None
+        if "cache" in str(exc):
+            warnings.warn(f"netlearn trains on the NumPy path: {exc}.", RuntimeWarning, stacklevel=3)
+        return None
+    try:
+        compiled.compile(announce)
     except Exception as exc:  # a platform whose LLVM cannot build the kernel: train on NumPy instead
         if engine == "numba":
             raise
-        import warnings
-
         warnings.warn(f"netlearn's compiled training step could not be built on this platform "
                       f"({type(exc).__name__}: {exc}); training on the NumPy path instead. "
                       f"Set NETLEARN_ENGINE=numpy to skip the attempt.", RuntimeWarning, stacklevel=3)
@@ -276,7 +271,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
 
     ``engine`` picks how each epoch is computed: ``"auto"`` (default; or the
     environment variable ``NETLEARN_ENGINE``) uses the compiled Numba kernel of
-    :mod:`netlearn.kernels` when the network and optimizer are the common case
+    :mod:`netlearn.engine` when the network and optimizer are the common case
     and NumPy otherwise; ``"numpy"`` forces the NumPy path, ``"numba"`` the
     compiled one.  Both give the same numbers within float32 rounding.
     ``threads`` caps the CPU threads the compiled engine shares each
@@ -332,7 +327,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
-    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads, announce=verbose or progress)
     state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     state.batch_size, state.seed, state.shuffle_rng, state.order = batch_size, seed, shuffle, batches.perm
