@@ -25,7 +25,7 @@ Network ``k`` ends with the same weights (within float32 rounding) as::
 
 (with momentum: Nielsen's rule ``v -> mu v - eta (dC/dw + lmbda/n w)``,
 ``w -> w + v``, biases included and not decayed).  A network whose weights or
-monitored cost become NaN or infinite is *frozen*: it keeps its weights from
+monitored cost become NaN or infinite (or the weights pass ``training.divergence_limit``) is *frozen*: it keeps its weights from
 the end of its last good epoch, its History stops there, ``diverged[k]`` says
 in which epoch it happened, and the others train on undisturbed.
 """
@@ -40,7 +40,7 @@ import numpy as np
 from . import engine
 from .backend import rng as make_rng
 from .optimizers import _check_positive
-from .training import History
+from .training import History, divergence_limit
 from .validation import check_data, check_int
 
 #: Rows per chunk when evaluating all networks on a data set.
@@ -290,7 +290,7 @@ class Population:
         K = len(self)
         finite = np.ones(K, bool)
         for p in Ws + bs:
-            finite &= np.isfinite(p[..., :K]).reshape(-1, K).all(axis=0)
+            finite &= (np.abs(p[..., :K]) <= divergence_limit(p.dtype)).reshape(-1, K).all(axis=0)
         figures: dict[str, np.ndarray] = {}
         for which, data in (("training", training), ("evaluation", evaluation)):
             if data is not None and (flags[f"{which}_cost"] or flags[f"{which}_accuracy"]):

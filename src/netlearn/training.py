@@ -23,7 +23,30 @@ from .validation import check_data, check_int
 
 
 class DivergenceError(FloatingPointError, ValueError):
-    """Training produced NaN or infinite weights or cost; the network keeps its last finite weights."""
+    """Training produced NaN, infinite or overflowing weights, or a NaN or infinite cost; the network keeps
+    its last good weights."""
+
+
+def divergence_limit(dtype) -> float:
+    """The largest weight magnitude a run may end an epoch with: the square root of the dtype's largest value.
+
+    About 1.8e19 for float32 (1.3e154 for float64): one product of two such
+    numbers overflows, so beyond it an engine's results depend on where its
+    rounding and order of operations meet infinity (the NumPy and compiled
+    engines could then disagree on whether a run diverged).  Both engines
+    apply this one rule after every epoch.
+    """
+    return float(np.sqrt(np.finfo(dtype).max))
+
+
+def diverged(params) -> bool:
+    """Has any array left ``[-limit, limit]`` (:func:`divergence_limit`) or become NaN?"""
+    for p in params:
+        limit = divergence_limit(p.dtype)
+        lo, hi = p.min(), p.max()  # (NaN makes both NaN and fails the test)
+        if not (-limit <= lo and hi <= limit):
+            return True
+    return False
 
 
 @dataclass
@@ -280,9 +303,11 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
     least 25 examples per thread); the numbers do not depend on it beyond
     float32 rounding.
 
-    Returns a :class:`History`.  If the weights become NaN or infinite, the
-    network is set back to the weights at the end of the last good epoch and
-    :class:`DivergenceError` is raised (a smaller ``eta`` usually cures it).
+    Returns a :class:`History`.  If the weights become NaN, infinite or larger
+    than :func:`divergence_limit` (1.8e19 in float32), or a monitored cost NaN
+    or infinite, the network is set back to the weights at the end of the last
+    good epoch and :class:`DivergenceError` is raised (a smaller ``eta``
+    usually cures it); the rule is the same on both engines.
     """
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
@@ -371,14 +396,15 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float, lmbda: flo
                         for hook in hooks:
                             hook(xb.shape[0])
             history.epoch_seconds.append(time.perf_counter() - t0)
-            if not all(np.isfinite(p).all() for p in params):
+            if diverged(params):
                 for p, s in zip(params, saved):
                     p[...] = s
                 for name in History.FIGURES + ("epoch_seconds", "eta"):
                     lst = getattr(history, name)
                     del lst[epoch:]
                 raise DivergenceError(
-                    f"Training diverged in epoch {epoch + 1}: the weights became NaN or infinite (eta={opt.eta:g}). "
+                    f"Training diverged in epoch {epoch + 1}: the weights became NaN, infinite or larger than "
+                    f"{divergence_limit(params[0].dtype):.2g} (eta={opt.eta:g}). "
                     f"The network keeps its weights from the end of epoch {epoch}. Try a smaller eta.")
             for cb in cbs:
                 cb.on_epoch_end(state)
