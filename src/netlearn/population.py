@@ -258,6 +258,9 @@ class Population:
         def train_group(t: int) -> None:
             groups[t].train(jit, perm, n, m, inputs, self._kind, acts)
 
+        # Compile (or load) the kernels before the first epoch, saying so when that is slow and verbose.
+        jit.compile_with_notice(lambda: groups[0].train(jit, perm[:0], 0, m, inputs, self._kind, acts),
+                                "population kernels", verbose)
         for epoch in range(epochs):
             saved = [p.copy() for p in Ws + bs]
             shuffle.shuffle(perm)

@@ -38,11 +38,15 @@ def compile_with_notice(build: Callable[[], None], what: str, announce: bool, st
         return
     out = stream if stream is not None else sys.stderr
     t0 = time.perf_counter()
-    said = threading.Event()
+    lock = threading.Lock()
+    state = {"said": False, "done": False}
 
     def notice() -> None:
-        said.set()
-        print(f"netlearn: compiling the {what} (once; the result is cached on disk)...", file=out, flush=True)
+        with lock:  # (never after the call has ended, so the two lines come in order)
+            if not state["done"]:
+                state["said"] = True
+                print(f"netlearn: compiling the {what} (once; the result is cached on disk)...", file=out,
+                      flush=True)
 
     timer = threading.Timer(ANNOUNCE_AFTER, notice)
     timer.daemon = True
@@ -50,6 +54,8 @@ def compile_with_notice(build: Callable[[], None], what: str, announce: bool, st
     try:
         build()
     finally:
+        with lock:
+            state["done"] = True
         timer.cancel()
-    if said.is_set():
+    if state["said"]:
         print(f"netlearn: compiled the {what} in {time.perf_counter() - t0:.1f} s", file=out, flush=True)
