@@ -20,6 +20,14 @@ FASTMATH = {"contract", "reassoc", "nsz"}
 
 jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 
+#: The same for a helper called from one place in a kernel: Numba inlines its code into the caller
+#: before compiling, instead of compiling, optimizing and emitting it on its own first and then again
+#: inside the caller (Numba optimizes each function's module with all its callees linked in, so every
+#: level of nesting repeats the work below it).  The machine code is the same; the first compile of the
+#: row-by-row kernel takes about a fifth less CPU time.  Helpers called from several places stay
+#: separate functions (inlining them everywhere measured slower to compile).
+inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
+
 #: A first call that takes longer than this is announced as a compile (a cached kernel loads in less).
 ANNOUNCE_AFTER = 1.0
 

@@ -23,7 +23,7 @@ from numba.core import types as _types
 from numba.extending import intrinsic
 
 from .codes import B
-from .compiler import jit
+from .compiler import inline, jit
 
 @intrinsic
 def pow2(typingctx, n):
@@ -364,7 +364,7 @@ def _make_vpairs(P):
 vpairs1, vpairs2, vpairs3, vpairs4, vpairs5, vpairs6, vpairs7, vpairs8 = (_make_vpairs(P) for P in range(1, 9))
 
 
-@jit
+@inline
 def vpanel_pairs(P, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
     """The intrinsic ``vpairs{P}`` for a run-time ``P`` (1 to 8)."""
     if P == 8:
@@ -389,7 +389,7 @@ def vpanel_pairs(P, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
 PANEL = 8
 
 
-@jit
+@inline
 def vpanel(P, Z, iz, W, n, j, cols, vals, p0, p1, alpha):
     """The intrinsic ``vrows{P}`` for a run-time ``P`` (1 to 8)."""
     if P == 8:

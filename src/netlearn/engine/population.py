@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .codes import SOFTMAX, B
-from .compiler import compile_with_notice, jit  # noqa: F401  (the notice: for Population.fit)
+from .compiler import compile_with_notice, inline, jit  # noqa: F401  (the notice: for Population.fit)
 from .inputs import sparse_rows  # noqa: F401  (the population's set-up uses them from here)
 from .intrinsics import vaxpy, vaxpy4, vmuladd, vrows_by4
 from .step import activate_row, delta_out, derivative, lazy_decay
@@ -78,7 +78,7 @@ class PopRule(NamedTuple):
     coef: np.ndarray
 
 
-@jit
+@inline
 def pop_gather(inp, index, perm, s0, mb, bid):
     """Group the non-zero inputs of the batch ``perm[s0:s0+mb]`` by input row.
 
@@ -119,7 +119,7 @@ def pop_gather(inp, index, perm, s0, mb, bid):
     return nu
 
 
-@jit
+@inline
 def pop_forward0(inp, perm, s0, mb, W0, Z, scale, b):
     """First layer of all K networks: ``Z[e] = s * (x_e W0) + b`` for the batch ``perm[s0:s0+mb]``.
 
@@ -162,7 +162,7 @@ def pop_forward0(inp, perm, s0, mb, W0, Z, scale, b):
                 Z[e, j0 + k] = scale[k] * Z[e, j0 + k] + b[j0 + k]
 
 
-@jit
+@inline
 def pop_update0(index, nu, target, d):
     """``target[i] += sum_e x_ei d[e]`` over the batch's non-zero inputs (the first layer's gradient step).
 
@@ -213,7 +213,7 @@ def pop_softmax(Z, mb):
 
 
 
-@jit
+@inline
 def pop_step(layers, rule, T, perm, s0, mb):
     """Back-propagate the batch through all K networks and update them in place.
 

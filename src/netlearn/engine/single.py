@@ -45,7 +45,7 @@ import numpy as np
 from ..backend import namespace
 from ..layers.dense import Dense
 from .codes import MAX_AUTO_THREADS, ROWS_MAX_BYTES, ROWS_MIN_BATCH, B, pad_width  # noqa: F401
-from .compiler import compile_with_notice, jit
+from .compiler import compile_with_notice, inline, jit
 from .inputs import PREFETCH, Inputs, prefetch_example, sparse_rows
 from .intrinsics import PANEL, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs, vrows
 from .step import (activate_row, bias_step, decay_rows, derivative, output_deltas, scale_rows,
@@ -105,7 +105,7 @@ class Rule(NamedTuple):
     c1: float
 
 
-@jit
+@inline
 def forward_dense(a, e, u, W, I, s, b):
     """``a[e] = f(s (u[e, :I] V) + b)`` for a later (dense-input) layer, four rows of ``V`` at a time."""
     J = W.shape[1]
@@ -247,7 +247,7 @@ def train(inp, net, buf, rule, perm, start, stop, m):
 # ---------------------------------------------------------------------------
 
 
-@jit
+@inline
 def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
     """``W[i] += coef * sum(x * d[e] for (x, e) in the pairs of row i)`` for ``i = rows[u]``, ``u < nu``.
 
@@ -267,7 +267,7 @@ def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
         j += P * B
 
 
-@jit
+@inline
 def example_pass(inp, net, buf, r, e, sw, inv_m, used, ent):
     """Forward and backward pass of one example (input row ``r``, batch slot ``e``) with the current weights.
 
@@ -390,7 +390,7 @@ def example_range(indptr, perm, s0, mb, sparse, tid, nthreads):
     return e0, max(e0, e1)
 
 
-@jit
+@inline
 def gather_row_pairs(filed, i0, i1, tid, nthreads):
     """List thread ``tid``'s used first-layer rows ``i0:i1`` and where their filed pairs lie; returns ``(nu, pairs)``.
 
