@@ -25,9 +25,9 @@ Network ``k`` ends with the same weights (within float32 rounding) as::
 
 (with momentum: Nielsen's rule ``v -> mu v - eta (dC/dw + lmbda/n w)``,
 ``w -> w + v``, biases included and not decayed).  A network whose weights or
-monitored cost become NaN or infinite (or the weights pass ``training.divergence_limit``) is *frozen*: it keeps its weights from
-the end of its last good epoch, its History stops there, ``diverged[k]`` says
-in which epoch it happened, and the others train on undisturbed.
+monitored cost become NaN or infinite (or whose weights pass ``training.divergence_limit``) is
+*frozen*: it keeps its weights from the end of its last good epoch, its History stops there,
+``diverged[k]`` says in which epoch it happened, and the others train on undisturbed.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .codes import SPARSE_DENSITY, B
-from .compiler import jit
+from .compiler import inline, jit
 from .intrinsics import prefetch, vcompress
 
 @jit
@@ -70,33 +70,25 @@ PREFETCH = 2
 class Inputs(NamedTuple):
     """The training set as the one-network kernels take it (a bundle, typed by Numba as a named tuple).
 
-    ``X`` the inputs ``(n, n_in)``; ``sparse`` whether the first layer reads
-    them through the index ``indptr``/``cols``/``vals`` (:func:`sparse_rows`)
-    instead of ``X``; ``T`` the targets ``(n, padded n_out)``.
+    ``indptr``/``cols``/``vals``: every example's non-zero inputs (:func:`sparse_rows`; dense inputs too,
+    so that the kernels have one first-layer path); ``T`` the targets ``(n, padded n_out)``.
     """
 
-    X: np.ndarray
-    sparse: bool
     indptr: np.ndarray
     cols: np.ndarray
     vals: np.ndarray
     T: np.ndarray
 
 
-@jit
+@inline
 def prefetch_example(inp, r):
     """Start loading example ``r``'s inputs and targets into the cache (rows are visited in random order,
     so the hardware cannot guess them)."""
-    if inp.sparse:
-        p0, p1 = inp.indptr[r], inp.indptr[r + 1]
-        for p in range(p0, p1, 32):
-            prefetch(inp.cols, p)
-        for p in range(p0, p1, 16):
-            prefetch(inp.vals, p)
-    else:
-        X = inp.X
-        for i in range(0, X.shape[1], 16):
-            prefetch(X, r * X.shape[1] + i)
+    p0, p1 = inp.indptr[r], inp.indptr[r + 1]
+    for p in range(p0, p1, 32):
+        prefetch(inp.cols, p)
+    for p in range(p0, p1, 16):
+        prefetch(inp.vals, p)
     prefetch(inp.T, r * inp.T.shape[1])
 
 

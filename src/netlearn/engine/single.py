@@ -8,7 +8,8 @@ shuffled batches, the same equations of :mod:`netlearn.engine.step`, float32
 rounding aside) with three tricks:
 
 1. **Input sparsity** (:mod:`netlearn.engine.inputs`): the first layer reads
-   and updates only the weight rows of an example's non-zero inputs.
+   and updates only the weight rows of an example's non-zero inputs (dense
+   inputs go through the same index, every entry listed: one code path).
 2. **Lazy weight decay** (:func:`netlearn.engine.step.lazy_decay`): each layer
    keeps ``W = s V`` with a scalar ``s``, so L2 decay is one multiplication per
    layer and batch, not a pass over ``W``.  ``W`` is written back (``W = s V``,
@@ -44,7 +45,7 @@ import numpy as np
 
 from ..backend import namespace
 from ..layers.dense import Dense
-from .codes import MAX_AUTO_THREADS, ROWS_MAX_BYTES, ROWS_MIN_BATCH, B, pad_width  # noqa: F401
+from .codes import ROWS_MAX_BYTES, ROWS_MIN_BATCH, B, pad_width
 from .compiler import compile_with_notice, inline, jit
 from .inputs import PREFETCH, Inputs, prefetch_example, sparse_rows
 from .intrinsics import PANEL, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs, vrows
@@ -135,14 +136,13 @@ def train(inp, net, buf, rule, perm, start, stop, m):
     Every scalar that meets the weights is first cast to their dtype (through
     ``one``): a float64 factor would turn float32 loops into float64 ones.
     """
-    X, sparse, indptr, cols, vals, T = inp
+    indptr, cols, vals, T = inp
     Ws, bs, widths, acts, kind = net.Ws, net.bs, net.widths, net.acts, net.kind
     A, D = buf.A, buf.D
     scales = buf.scales[0]
     eta, c2, c1 = rule
     L = len(Ws)
     n = perm.shape[0]
-    n_in0 = Ws[0].shape[0]
     one = np.empty(1, Ws[0].dtype)  # casts a float64 coefficient to the weights' dtype
     for l in range(L):
         scales[l] = 1.0
@@ -166,14 +166,7 @@ def train(inp, net, buf, rule, perm, start, stop, m):
             ze = e * H
             for j in range(H):
                 a0[e, j] = 0.0
-            if sparse:
-                vrows(a0, ze, W0, H, cols, vals, indptr[r], indptr[r + 1])
-            else:
-                for i in range(n_in0):
-                    x = X[r, i]
-                    if x != 0:
-                        for j0 in range(0, H, B):
-                            vaxpy(a0, ze + j0, x, W0, i * H + j0)
+            vrows(a0, ze, W0, H, cols, vals, indptr[r], indptr[r + 1])
             for j in range(H):
                 a0[e, j] = s * a0[e, j] + b[j]
             activate_row(a0, e, widths[0], acts[0])
@@ -214,18 +207,11 @@ def train(inp, net, buf, rule, perm, start, stop, m):
                 for e in range(mb):
                     r = perm[s0 + e]
                     de = e * J
-                    if sparse:
-                        for p in range(indptr[r], indptr[r + 1]):
-                            g = coef * vals[p]
-                            i = np.intp(cols[p]) * J
-                            for j0 in range(0, J, B):
-                                vaxpy(W, i + j0, g, d, de + j0)
-                    else:
-                        for i in range(n_in0):
-                            xv = X[r, i]
-                            if xv != 0:
-                                for j0 in range(0, J, B):
-                                    vaxpy(W, i * J + j0, coef * xv, d, de + j0)
+                    for p in range(indptr[r], indptr[r + 1]):
+                        g = coef * vals[p]
+                        i = np.intp(cols[p]) * J
+                        for j0 in range(0, J, B):
+                            vaxpy(W, i + j0, g, d, de + j0)
             else:
                 u = A[l - 1]
                 for e in range(mb):
@@ -279,7 +265,7 @@ def example_pass(inp, net, buf, r, e, sw, inv_m, used, ent):
     side so that filing touches one cache line.  ``sw``: the layers' lazy-decay
     scales (``W = s V``) in the weights' dtype.
     """
-    X, sparse, indptr, cols, vals, T = inp
+    indptr, cols, vals, T = inp
     Ws, WTs, bs, widths, acts, kind = net
     A, D = buf.A, buf.D
     L = len(Ws)
@@ -289,25 +275,14 @@ def example_pass(inp, net, buf, r, e, sw, inv_m, used, ent):
     ze = e * H
     for j in range(H):
         a0[e, j] = 0.0
-    if sparse:
-        p0, p1 = indptr[r], indptr[r + 1]
-        vrows(a0, ze, W0, H, cols, vals, p0, p1)
-        for p in range(p0, p1):
-            c = cols[p]
-            k = used[c]
-            used[c] = k + 1
-            ent[c, 2 * k] = vals[p]
-            store_index(ent, np.intp(c) * ent.shape[1] + 2 * k + 1, e)
-    else:
-        for i in range(W0.shape[0]):
-            x = X[r, i]
-            if x != 0:
-                k = used[i]
-                used[i] = k + 1
-                ent[i, 2 * k] = x
-                store_index(ent, np.intp(i) * ent.shape[1] + 2 * k + 1, e)
-                for j0 in range(0, H, B):
-                    vaxpy(a0, ze + j0, x, W0, i * H + j0)
+    p0, p1 = indptr[r], indptr[r + 1]
+    vrows(a0, ze, W0, H, cols, vals, p0, p1)
+    for p in range(p0, p1):
+        c = cols[p]
+        k = used[c]
+        used[c] = k + 1
+        ent[c, 2 * k] = vals[p]
+        store_index(ent, np.intp(c) * ent.shape[1] + 2 * k + 1, e)
     s = sw[0]
     b = bs[0]
     for j in range(H):
@@ -360,7 +335,7 @@ def row_range(l, n_rows, split, tid, nthreads):
 
 
 @jit
-def example_range(indptr, perm, s0, mb, sparse, tid, nthreads):
+def example_range(indptr, perm, s0, mb, tid, nthreads):
     """Thread ``tid``'s share ``e0:e1`` of the batch ``perm[s0:s0+mb]``: about equal numbers of non-zero inputs.
 
     Boundary ``k`` is the first example whose preceding examples hold at
@@ -369,8 +344,6 @@ def example_range(indptr, perm, s0, mb, sparse, tid, nthreads):
     """
     if nthreads == 1:
         return 0, mb
-    if not sparse:
-        return mb * tid // nthreads, mb * (tid + 1) // nthreads
     total = 0
     for e in range(mb):
         r = perm[s0 + e]
@@ -457,7 +430,7 @@ def train_rows(inp, net, buf, filed, rule, perm, start, stop, m, tid, nthreads):
     of each thread; ``sync`` the barrier's counters.  With ``nthreads == 1``
     no barrier runs.
     """
-    indptr, sparse = inp.indptr, inp.sparse
+    indptr = inp.indptr
     Ws, WTs, bs, widths = net.Ws, net.WTs, net.bs, net.widths
     A, D = buf.A, buf.D
     eta, c2, c1 = rule
@@ -486,7 +459,7 @@ def train_rows(inp, net, buf, filed, rule, perm, start, stop, m, tid, nthreads):
             sw[l] = sc[l]
         for i in range(n_in):
             my_used[i] = 0
-        e0, e1 = example_range(indptr, perm, s0, mb, sparse, tid, nthreads)
+        e0, e1 = example_range(indptr, perm, s0, mb, tid, nthreads)
         for e in range(e0, e1):
             if e + PREFETCH < e1:
                 prefetch_example(inp, perm[s0 + e + PREFETCH])
@@ -631,19 +604,19 @@ class CompiledEpochs:
         compile_with_notice(lambda: self._call(none, 0, 0, Rule(0.0, 0.0, 0.0)), what, announce)
 
     def reindex(self) -> None:
-        """Index the non-zeros of the training inputs again (after a callback rewrote them in place)."""
-        X = self.X
-        csr = sparse_rows(X)
-        empty = (np.zeros(1, np.int64), np.zeros(1, np.uint16), np.zeros(1, X.dtype))
-        indptr, cols, vals = csr if csr is not None else empty
-        self.inputs = Inputs(X, csr is not None, indptr, cols, vals, self.T)
+        """Index the non-zeros of the training inputs again (after a callback rewrote them in place).
+
+        Dense inputs are indexed too (every entry): one first-layer path in the kernels.
+        """
+        indptr, cols, vals = sparse_rows(self.X, force=True)
+        self.inputs = Inputs(indptr, cols, vals, self.T)
         self._split()
 
     def _split(self) -> None:
         """Share the first layer's rows between the threads, by how often each input is non-zero."""
         n_in, t = self.layers.Ws[0].shape[0], self.threads
         inp = self.inputs
-        if inp.sparse and t > 1:
+        if t > 1:
             sample = inp.cols[:inp.indptr[-1]:7]  # (a sample is as good for balancing, and quicker)
             load = np.cumsum(np.bincount(sample, minlength=n_in))
             inner = np.searchsorted(load, load[-1] * np.arange(1, t) / t)
