@@ -114,11 +114,19 @@ def test_same_seeds_same_numbers_and_different_seeds_differ(blobs):
     assert not np.allclose(runs[0], runs[3])
 
 
-def test_last_batch_smaller(blobs):
-    X, y = blobs
-    net = Network([8, 6, 3], seed=0)
-    net.fit((X[:23], y[:23]), 1, 10, 0.5, seed=0)  # batches of 10, 10, 3
-    net.fit((X[:5], y[:5]), 1, 10, 0.5, seed=0)  # one batch smaller than batch_size
+@pytest.mark.parametrize("n", [23, 5])  # batches of 10, 10, 3; one batch smaller than batch_size
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_last_batch_smaller(n, engine):
+    # A short last batch takes the mean over its own examples, as the book's loop does.
+    X, y = make_blobs(n=n, n_in=6, n_out=3, seed=1, dtype=np.float64)
+    net = Network([6, 5, 3], seed=2, dtype="float64")
+    weights = [d.W.T.copy() for d in net.modules[::2]]
+    biases = [d.b[:, None].copy() for d in net.modules[::2]]
+    net.fit((X, y), 2, 10, 0.5, lmbda=1.0, seed=3, engine=engine)
+    w_ref, b_ref = book_sgd(weights, biases, X, y, 2, 10, 0.5, 1.0, 0.0, 3, 3)
+    for d, w, b in zip(net.modules[::2], w_ref, b_ref):
+        np.testing.assert_allclose(d.W, w.T, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(d.b, b[:, 0], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cost", ["cross-entropy", "log-likelihood", "quadratic", "hinge"])

@@ -19,7 +19,8 @@ RECORDED = FIGURES + REGRESSION_FIGURES
 
 
 class DivergenceError(FloatingPointError, ValueError):
-    """Training produced NaN or infinite weights or cost; the network keeps its last finite weights."""
+    """Training produced NaN, infinite or overflowing weights, or a NaN or infinite cost; the network keeps
+    its last good weights."""
 
 
 @dataclass

@@ -147,6 +147,10 @@ class Sequential:
         else:
             first.backward(delta)
 
+    def uses_standard_backprop(self) -> bool:
+        """Is back-propagation this class's own, not a subclass's? (The compiled engine reproduces only this one.)"""
+        return type(self).backprop is Sequential.backprop
+
     # -- evaluation ----------------------------------------------------------
     def _blas_threads(self, rows: int):
         """One BLAS thread while evaluating ``rows`` examples if the products are small (see :mod:`netlearn.blas`)."""

@@ -13,7 +13,7 @@ vectorizes whatever the layer sizes.  The first layer of all networks is one
 wide matrix ``(n_in, H*K)`` over the shared input, and, since MNIST pixels are
 mostly zero, each batch reads and updates only the rows of the pixels that
 are non-zero somewhere in the batch.  Weight decay is lazy (each network keeps
-a scale ``s_k`` with ``W_k = s_k V_k``, see :mod:`netlearn.kernels`) unless a
+a scale ``s_k`` with ``W_k = s_k V_k``, see :mod:`netlearn.engine.step`) unless a
 network uses momentum.  The networks are independent, so threads (``fit``'s
 ``threads``) each train their own groups of 16 networks, with the same
 numbers whatever their count.
@@ -25,9 +25,9 @@ Network ``k`` ends with the same weights (within float32 rounding) as::
 
 (with momentum: Nielsen's rule ``v -> mu v - eta (dC/dw + lmbda/n w)``,
 ``w -> w + v``, biases included and not decayed).  A network whose weights or
-monitored cost become NaN or infinite is *frozen*: it keeps its weights from
-the end of its last good epoch, its History stops there, ``diverged[k]`` says
-in which epoch it happened, and the others train on undisturbed.
+monitored cost become NaN or infinite (or whose weights pass ``training.divergence_limit``) is
+*frozen*: it keeps its weights from the end of its last good epoch, its History stops there,
+``diverged[k]`` says in which epoch it happened, and the others train on undisturbed.
 
 Between epochs (before ``fit``, or from a callback that ``fit`` calls after
 each epoch) the members can be changed one at a time, which is what
@@ -46,8 +46,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .backend import namespace, rng as make_rng
+from . import engine
+from .backend import rng as make_rng
 from .history import History
+from .training import divergence_limit
 from .validation import check_data, check_int, check_positive, check_unit
 
 #: Rows per chunk when evaluating all networks on a data set.
@@ -82,15 +84,6 @@ def _stack(arrays: list[np.ndarray], kp: int) -> np.ndarray:
     for k, a in enumerate(arrays):
         out[..., k] = a
     return out
-
-
-def _sigmoid(z: np.ndarray) -> None:
-    """``sigma(z) = 1/2 + tanh(z/2)/2`` in place: a vectorized tanh, no overflow for any ``z``."""
-    xp = namespace(z)
-    z *= 0.5
-    xp.tanh(z, out=z)
-    z *= 0.5
-    z += 0.5
 
 
 class _Group:
@@ -139,12 +132,17 @@ class _Group:
             for mine, full in self._pairs(Ws, bs, Vs, Vbs):
                 full[..., self.k0:self.k1] = mine
 
-    def train(self, jit, perm, n, m, indptr, cols, vals, T, kind, acts) -> None:
+    def bundles(self, kernels, kind: int, acts: np.ndarray):
+        """The kernels' named bundles over this group's arrays: ``(PopIndex, PopLayers, PopRule)``."""
+        return (kernels.PopIndex(*self.index),
+                kernels.PopLayers(*self.flat, self.b0, self.A, self.D, self.Ws, self.bs, self.Vs, self.Vbs),
+                kernels.PopRule(kind, acts, self.scales, self.etas, self.c2s, self.mus, self.active,
+                                self.momentum, self.coef))
+
+    def train(self, jit, perm, n, m, inputs, kind, acts) -> None:
         """One epoch over the batches ``perm[s:s+m]``, then the true weights written back (scales folded)."""
-        W0, A0, D0, V0 = self.flat
-        self.bid = jit.pop_train(perm, 0, n, m, indptr, cols, vals, *self.index, W0, A0, D0, V0, self.b0, self.A,
-                                 self.D, self.Ws, self.bs, self.Vs, self.Vbs, T, kind, acts, self.scales, self.etas,
-                                 self.c2s, self.mus, self.active, self.momentum, self.coef, self.bid)
+        index, layers, rule = self.bundles(jit, kind, acts)
+        self.bid = jit.pop_train(inputs, index, layers, rule, perm, 0, n, m, self.bid)
         jit.pop_fold_scales(self.Ws, self.scales)
 
 
@@ -155,14 +153,11 @@ class _Packed:
         self.slots, self.Ws, self.bs, self.Vs, self.Vbs = slots, Ws, bs, Vs, Vbs
         self.momentum, self.active, self.groups = momentum, active, groups
 
-    def train(self, jit, perm, n, m, indptr, cols, vals, T, kind, acts) -> None:
+    def train(self, jit, perm, n, m, inputs, kind, acts) -> None:
         """One epoch of every group, each on its own thread."""
-        from . import kernels
-
         for g in self.groups:
             g.load(self.Ws, self.bs, self.Vs, self.Vbs, self.active)
-        kernels.run_parallel(lambda t: self.groups[t].train(jit, perm, n, m, indptr, cols, vals, T, kind, acts),
-                             len(self.groups))
+        jit.run_parallel(lambda t: self.groups[t].train(jit, perm, n, m, inputs, kind, acts), len(self.groups))
         for g in self.groups:
             g.store(self.Ws, self.bs, self.Vs, self.Vbs)
 
@@ -189,7 +184,6 @@ class Population:
                  mu: float | Sequence[float] = 0.0, seed: int | None | Sequence[int | None] = None, *,
                  activation: str | Sequence[str] = "sigmoid", cost: str = "cross-entropy", init: str = "default",
                  output: str | None = None, dtype: Any = None) -> None:
-        from . import kernels
         from .network import Network
 
         lengths = [len(v) for v in (eta, lmbda, mu, seed)
@@ -202,8 +196,8 @@ class Population:
         self.networks = [Network(sizes, activation=activation, cost=cost, init=init, output=output, seed=s,
                                  dtype=dtype) for s in seeds]
         try:
-            self._dense, self._acts, self._kind = kernels.describe(self.networks[0])
-        except kernels.EngineUnavailable as exc:
+            self._dense, self._acts, self._kind = engine.describe(self.networks[0])
+        except engine.EngineUnavailable as exc:
             raise ValueError(f"Population cannot train this architecture: {exc}.") from None
         self.configs = [{"eta": e, "lmbda": lm, "mu": m, "seed": s} for e, lm, m, s in zip(etas, lmbdas, mus, seeds)]
         self._architecture = {"sizes": list(sizes), "activation": activation, "cost": cost, "init": init,
@@ -324,8 +318,6 @@ class Population:
         arrays, so frozen members cost nothing.  Velocities start at zero in
         each call, as in ``Network.fit``.
         """
-        from . import kernels
-
         epochs = check_int("epochs", epochs)
         batch_size = check_int("batch_size", batch_size)
         net0 = self.networks[0]
@@ -337,10 +329,10 @@ class Population:
             monitor_evaluation_accuracy = evaluation is not None
         flags = {"training_cost": monitor_training_cost, "training_accuracy": monitor_training_accuracy,
                  "evaluation_cost": monitor_evaluation_cost, "evaluation_accuracy": monitor_evaluation_accuracy}
-        jit = kernels.kernels()
+        jit = engine.load("population")
         n, m = X.shape[0], min(batch_size, X.shape[0])
         T = np.ascontiguousarray(net0._targets(y))
-        indptr, cols, vals = kernels.sparse_rows(X, force=True)
+        inputs = jit.PopInputs(*jit.sparse_rows(X, force=True), T)
         acts = np.asarray(self._acts, np.int64)
         perm = np.arange(n)
         shuffle = make_rng(seed)
@@ -349,16 +341,23 @@ class Population:
         self._stop = False
         packed: _Packed | None = None
 
+        compiled = False
         for epoch in range(epochs):
             if packed is None:
                 packed = self._pack(n, m, X.shape[1], threads)
                 self._dirty = False
+            if not compiled and packed.slots:
+                # Compile (or load) the kernels before the first epoch, saying so when that is slow and verbose.
+                group = packed.groups[0]
+                jit.compile_with_notice(lambda: group.train(jit, perm[:0], 0, m, inputs, self._kind, acts),
+                                        "population kernels", verbose)
+                compiled = True
             shuffle.shuffle(perm)  # every epoch, whoever trains: the mini-batches do not depend on the members
             if not packed.slots:
                 break
             saved = [p.copy() for p in packed.Ws + packed.bs]
             t0 = time.perf_counter()
-            packed.train(jit, perm, n, m, indptr, cols, vals, T, self._kind, acts)
+            packed.train(jit, perm, n, m, inputs, self._kind, acts)
             seconds = time.perf_counter() - t0
             if self._end_epoch(epoch, seconds, packed, saved, flags, (X, y), evaluation, n, jit):
                 self._dirty = True  # a member diverged: compact it away
@@ -379,8 +378,6 @@ class Population:
 
     def _pack(self, n: int, m: int, n_in: int, threads: int | None) -> "_Packed":
         """The active members' parameters stacked for the kernels, padded to whole blocks of 16."""
-        from . import kernels
-
         slots = self.active
         dt = self.networks[0].dtype
         # The network axis is padded to a multiple of 16 with frozen all-zero "ghost" networks, so the
@@ -411,7 +408,7 @@ class Population:
         # The networks are independent: each thread trains its own group of whole blocks of 16 networks,
         # in arrays of its own (so no two threads write to one cache line), copied in and out each epoch.
         blocks = Kp // 16
-        nthreads = min(kernels.resolve_threads(threads, 25 * blocks), blocks)
+        nthreads = min(engine.resolve_threads(threads, 25 * blocks), blocks)
         groups = [_Group(16 * (blocks * t // nthreads), 16 * (blocks * (t + 1) // nthreads), Ws, bs, Vs, Vbs,
                          etas, c2s, mus, momentum, m, [d.n_out for d in self._dense], n_in, dt)
                   for t in range(nthreads)]
@@ -432,18 +429,8 @@ class Population:
         return [mod for mod in self.networks[k].modules if isinstance(mod, Dense)]
 
     def _activate(self, Z: np.ndarray, l: int, jit) -> None:
-        from . import kernels
-
-        code = self._acts[l]
-        xp = namespace(Z)
-        if code == kernels.SIGMOID:
-            _sigmoid(Z)
-        elif code == kernels.TANH:
-            xp.tanh(Z, out=Z)
-        elif code == kernels.RELU:
-            xp.maximum(Z, 0, out=Z)
-        elif code == kernels.SOFTMAX:
-            jit.pop_softmax(Z, Z.shape[0])
+        """Layer ``l``'s activation in place on ``Z (c, J, K)``: the training kernels' own (one forward pass)."""
+        jit.pop_activate(Z, Z.shape[0], self._acts[l])
 
     def _end_epoch(self, epoch, seconds, packed, saved, flags, training, evaluation, n, jit) -> bool:
         """Freeze networks that diverged (restoring their last good weights), then record the figures.
@@ -454,7 +441,7 @@ class Population:
         K = len(slots)
         finite = np.ones(K, bool)
         for p in Ws + bs:
-            finite &= np.isfinite(p[..., :K]).reshape(-1, K).all(axis=0)
+            finite &= (np.abs(p[..., :K]) <= divergence_limit(p.dtype)).reshape(-1, K).all(axis=0)
         figures: dict[str, np.ndarray] = {}
         for which, data in (("training", training), ("evaluation", evaluation)):
             if data is not None and (flags[f"{which}_cost"] or flags[f"{which}_accuracy"]):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import sys
 import time
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,7 +17,9 @@ import numpy as np
 from . import blas, optimizers
 from .backend import rng as make_rng
 from .callbacks import Callback, EpochLog, Monitor, TrainingState
-from .history import FIGURES, DivergenceError, History, format_epoch
+from .engine import EngineUnavailable, describe, engine_setting, resolve_threads, sgd_coefficients
+from .engine import load as load_engine
+from .history import FIGURES, RECORDED, DivergenceError, History, format_epoch
 from .layers.base import Stochastic
 from .progress import ProgressBar
 from .regularizers import L1, L2, MaxNorm
@@ -26,7 +27,29 @@ from .validation import check_data, check_int, check_positive
 
 # Re-exported: scripts import these from here (their homes are netlearn.callbacks and netlearn.history).
 __all__ = ["fit", "choose_engine", "Callback", "TrainingState", "Monitor", "EpochLog", "History", "FIGURES",
-           "DivergenceError", "format_epoch"]
+           "DivergenceError", "format_epoch", "divergence_limit", "diverged"]
+
+
+def divergence_limit(dtype) -> float:
+    """The largest weight magnitude a run may end an epoch with: the square root of the dtype's largest value.
+
+    About 1.8e19 for float32 (1.3e154 for float64): one product of two such
+    numbers overflows, so beyond it an engine's results depend on where its
+    rounding and order of operations meet infinity (the NumPy and compiled
+    engines could then disagree on whether a run diverged).  Both engines
+    apply this one rule after every epoch.
+    """
+    return float(np.sqrt(np.finfo(dtype).max))
+
+
+def diverged(params) -> bool:
+    """Has any array left ``[-limit, limit]`` (:func:`divergence_limit`) or become NaN?"""
+    for p in params:
+        limit = divergence_limit(p.dtype)
+        lo, hi = p.min(), p.max()  # (NaN makes both NaN and fails the test)
+        if not (-limit <= lo and hi <= limit):
+            return True
+    return False
 
 
 class _Batches:
@@ -77,54 +100,48 @@ def _optimizer(optimizer, eta) -> optimizers.Optimizer:
     return optimizers.get(optimizer, eta)
 
 
-ENGINES = ("auto", "numpy", "numba")
-
-#: With engine="auto", runs shorter than this many examples (n x epochs) stay on NumPy
-#: unless the compiled kernels are already loaded: importing Numba and loading the cached
-#: kernel (about half a second) would cost more than it saves.
+#: With engine="auto", runs shorter than this many examples (n x epochs) stay on NumPy: importing
+#: Numba and loading the cached kernel (about half a second) would cost more than it saves.  The
+#: choice depends on the run alone, never on what an earlier run in the process loaded.
 AUTO_MIN_EXAMPLES = 20_000
 
 
 def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int,
-                  epochs: int = 1, threads: int | None = None):
-    """The compiled epoch runner (:class:`netlearn.kernels.CompiledEpochs`) or None for the NumPy path.
+                  epochs: int = 1, threads: int | None = None, announce: bool = False):
+    """The compiled epoch runner (:class:`netlearn.engine.single.CompiledEpochs`) or None for the NumPy path.
 
     ``engine``: ``"numba"`` demands the compiled path (an error says why it does
     not apply), ``"numpy"`` forbids it, ``"auto"`` (the default, or the
     environment variable ``NETLEARN_ENGINE``) takes it whenever the network
     (Dense layers with element-wise activations, a natural cost pairing) and
-    the optimizer (SGD with L2/L1) allow, and the run is long enough to repay
-    loading the kernel (see ``AUTO_MIN_EXAMPLES``) or it is loaded already.
+    the optimizer (SGD with L2/L1) allow and the run is long enough to repay
+    loading the kernel (``AUTO_MIN_EXAMPLES``).  Where Numba can neither write
+    nor read its cache, "auto" warns once and trains on NumPy.  ``threads``
+    and ``NETLEARN_THREADS`` are checked on every path.  With ``announce``, a
+    first compile that takes a while is reported on standard error.
     """
-    if engine is None:
-        engine = os.environ.get("NETLEARN_ENGINE", "auto") or "auto"
-    if not isinstance(engine, str) or engine.lower() not in ENGINES:
-        raise ValueError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
-    engine = engine.lower()
+    engine = engine_setting(engine)
+    resolve_threads(threads, batch_size)  # (a bad value is an error whichever engine trains)
     if engine == "numpy":
         return None
-    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES and "netlearn._jit" not in sys.modules:
-        return None
-    from . import kernels
-
-    try:
-        compiled = kernels.CompiledEpochs(net, opt, X, T, batch_size, threads)
-    except ImportError:  # pragma: no cover - Numba is a core dependency, but a platform may lack it
-        if engine == "numba":
-            raise
-        return None
-    except kernels.EngineUnavailable as exc:
-        if engine == "numba":
-            raise kernels.EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
-                                            f"Use engine='auto' or 'numpy'.") from None
+    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES:
         return None
     try:
-        compiled.compile()
+        describe(net)
+        sgd_coefficients(opt)
+        compiled = load_engine("single").CompiledEpochs(net, opt, X, T, batch_size, threads)
+    except EngineUnavailable as exc:
+        if engine == "numba":
+            raise EngineUnavailable(f"engine='numba' cannot train this network: {exc}. "
+                                    f"Use engine='auto' or 'numpy'.") from None
+        if "cache" in str(exc):
+            warnings.warn(f"netlearn trains on the NumPy path: {exc}.", RuntimeWarning, stacklevel=3)
+        return None
+    try:
+        compiled.compile(announce)
     except Exception as exc:  # a platform whose LLVM cannot build the kernel: train on NumPy instead
         if engine == "numba":
             raise
-        import warnings
-
         warnings.warn(f"netlearn's compiled training step could not be built on this platform "
                       f"({type(exc).__name__}: {exc}); training on the NumPy path instead. "
                       f"Set NETLEARN_ENGINE=numpy to skip the attempt.", RuntimeWarning, stacklevel=3)
@@ -172,7 +189,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
 
     ``engine`` picks how each epoch is computed: ``"auto"`` (default; or the
     environment variable ``NETLEARN_ENGINE``) uses the compiled Numba kernel of
-    :mod:`netlearn.kernels` when the network and optimizer are the common case
+    :mod:`netlearn.engine` when the network and optimizer are the common case
     and NumPy otherwise; ``"numpy"`` forces the NumPy path, ``"numba"`` the
     compiled one.  Both give the same numbers within float32 rounding.
     ``threads`` caps the CPU threads the compiled engine shares each
@@ -183,9 +200,11 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     between threads run on one BLAS thread; the BLAS gets its own thread count
     back when fit returns (see :mod:`netlearn.blas`).
 
-    Returns a :class:`History`.  If the weights become NaN or infinite, the
-    network is set back to the weights at the end of the last good epoch and
-    :class:`DivergenceError` is raised (a smaller ``eta`` usually cures it).
+    Returns a :class:`History`.  If the weights become NaN, infinite or larger
+    than :func:`divergence_limit` (1.8e19 in float32), or a monitored cost NaN
+    or infinite, the network is set back to the weights at the end of the last
+    good epoch and :class:`DivergenceError` is raised (a smaller ``eta``
+    usually cures it); the rule is the same on both engines.
     """
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
@@ -224,7 +243,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
-    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads, announce=verbose or progress)
     state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     state.batch_size, state.seed, state.shuffle_rng, state.order = batch_size, seed, shuffle, batches.perm
@@ -269,14 +288,15 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
                         for hook in hooks:
                             hook(xb.shape[0])
             history.epoch_seconds.append(time.perf_counter() - t0)
-            if not all(np.isfinite(p).all() for p in params):
+            if diverged(params):
                 for p, s in zip(params, saved):
                     p[...] = s
-                for name in FIGURES + ("epoch_seconds", "eta"):
+                for name in RECORDED + ("epoch_seconds", "eta"):
                     lst = getattr(history, name)
                     del lst[epoch:]
                 raise DivergenceError(
-                    f"Training diverged in epoch {epoch + 1}: the weights became NaN or infinite (eta={opt.eta:g}). "
+                    f"Training diverged in epoch {epoch + 1}: the weights became NaN, infinite or larger than "
+                    f"{divergence_limit(params[0].dtype):.2g} (eta={opt.eta:g}). "
                     f"The network keeps its weights from the end of epoch {epoch}. Try a smaller eta.")
             for cb in cbs:
                 cb.on_epoch_end(state)

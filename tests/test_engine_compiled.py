@@ -1,4 +1,5 @@
-"""The compiled (Numba) training epoch gives the NumPy path's numbers, and is chosen only where it applies."""
+"""The compiled (Numba) engine: it gives the NumPy path's numbers (float32 rounding aside), is chosen only where
+it applies, and its threads do not change the numbers."""
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 import netlearn
-from netlearn import kernels, optimizers
+from netlearn import engine, optimizers
+from netlearn.engine import inputs, single
 from netlearn.training import Callback, DivergenceError
 
 
@@ -117,17 +119,17 @@ def test_progress_hooks_see_every_example():
             state.batch_hooks.append(seen.append)
 
     netlearn.Network([20, 5, 4]).fit((X, y), 2, 4, 0.1, callbacks=[Counter()], engine="numba")
-    assert sum(seen) == 2 * 233 and len(seen) > 2
+    # (each epoch is one kernel call, watched from another thread: at least one report per epoch)
+    assert sum(seen) == 2 * 233 and len(seen) >= 2
 
 
 def test_unsupported_cases_fall_back_or_explain():
     data = sparse_data()
     seq = netlearn.Sequential([netlearn.Dense(20, 5), netlearn.Softmax(), netlearn.Dense(5, 4), netlearn.Sigmoid()])
     spy = EngineSpy()
-    netlearn.kernels.kernels()  # loaded: "auto" would use it for any run length
     seq.fit(data, 1, 10, 0.1, callbacks=[spy])
     assert spy.engine == "numpy"
-    with pytest.raises(kernels.EngineUnavailable, match="softmax"):
+    with pytest.raises(engine.EngineUnavailable, match="softmax"):
         seq.fit(data, 1, 10, 0.1, engine="numba")
 
     class Clip(optimizers.GradientTransformation):
@@ -149,11 +151,11 @@ def test_divergence_restores_last_good_weights_on_compiled_path():
     net = netlearn.Network([20, 5, 4], activation="relu", cost="quadratic", output="identity", seed=0)
     net.fit((X, y), 1, 10, 0.01, engine="numba")
     good = [p.copy() for p in net.parameters()]
-    with pytest.raises(DivergenceError):
-        net.fit((X * 1e3, y), 3, 10, 1e3, engine="numba")
-    # The failed call restores the weights of its own last good epoch: finite ones.
-    assert all(np.isfinite(p).all() for p in net.parameters())
-    assert len(good) == len(net.parameters())
+    with pytest.raises(DivergenceError, match="diverged in epoch 1"):
+        net.fit((X * 1e3, y), 3, 10, 1e3, seed=2, engine="numba")
+    # The failed call restores the weights of its own last good epoch: here, the ones it started with.
+    for p, q in zip(net.parameters(), good):
+        np.testing.assert_array_equal(p, q)
 
 
 def test_import_stays_light():
@@ -178,12 +180,12 @@ def test_fit_changes_no_thread_settings():
 
 def test_sparse_rows_index_matches_the_data():
     X, _ = sparse_data(n=30)
-    indptr, cols, vals = kernels.sparse_rows(X)
+    indptr, cols, vals = inputs.sparse_rows(X)
     for r in range(X.shape[0]):
         nz = np.flatnonzero(X[r])
         np.testing.assert_array_equal(cols[indptr[r]:indptr[r + 1]], nz)
         np.testing.assert_array_equal(vals[indptr[r]:indptr[r + 1]], X[r, nz])
-    assert kernels.sparse_rows(np.ones((4, 3), np.float32)) is None
+    assert inputs.sparse_rows(np.ones((4, 3), np.float32)) is None
 
 
 @pytest.mark.parametrize("n_in, dtype", [(20, np.float32), (16, np.float32), (7, np.float32), (50, np.float64),
@@ -194,7 +196,7 @@ def test_sparse_rows_for_any_width_and_dtype(n_in, dtype):
     X = g.random((9, n_in)).astype(dtype)
     X[g.random(X.shape) > 0.3] = 0
     X[2] = 0
-    indptr, cols, vals = kernels.sparse_rows(X, force=True)
+    indptr, cols, vals = inputs.sparse_rows(X, force=True)
     r, c = np.nonzero(X)
     np.testing.assert_array_equal(np.diff(indptr), np.bincount(r, minlength=X.shape[0]))
     np.testing.assert_array_equal(cols[:indptr[-1]], c)
@@ -205,12 +207,12 @@ def test_sparse_rows_for_any_width_and_dtype(n_in, dtype):
 def test_float32_exp_is_accurate():
     import numba
 
-    jit = kernels.kernels()
+    from netlearn.engine import step
 
     @numba.njit
     def exps(x, out):
         for j in range(x.shape[0]):
-            out[j] = jit.expf(x[j])
+            out[j] = step.expf(x[j])
 
     x = np.linspace(-87, 88, 100_001).astype(np.float32)
     out = np.empty_like(x)
@@ -223,12 +225,12 @@ def test_float32_exp_is_accurate():
 def test_a_kernel_that_cannot_be_built_falls_back_to_numpy(monkeypatch):
     """engine='auto' warns and trains on NumPy when the platform cannot compile the kernel; 'numba' raises."""
     X, y = sparse_data()
-    kernels.kernels()  # loaded kernels make engine='auto' take the compiled path even for this small run
 
-    def broken(self):
+    def broken(self, announce=False):
         raise RuntimeError("LLVM cannot select this vector instruction")
 
-    monkeypatch.setattr(kernels.CompiledEpochs, "compile", broken)
+    monkeypatch.setattr(single.CompiledEpochs, "compile", broken)
+    monkeypatch.setattr(netlearn.training, "AUTO_MIN_EXAMPLES", 0)  # 'auto' takes the compiled path for this run
     ref = netlearn.Network([20, 6, 4], seed=0)
     ref.fit((X, y), 2, 7, 0.3, seed=1, engine="numpy")
     net = netlearn.Network([20, 6, 4], seed=0)
@@ -255,12 +257,12 @@ def test_row_by_row_kernel_is_the_one_used(monkeypatch):
     T = np.eye(4, dtype=np.float32)[y]
     net = netlearn.Network([20, 5, 4])
     opt = optimizers.get(None, 0.1)
-    assert kernels.CompiledEpochs(net, opt, X, T, 40, threads=2).rows_mode
-    assert not kernels.CompiledEpochs(net, opt, X, T, 10, threads=2).rows_mode
-    small = kernels.CompiledEpochs(net, opt, X, T, 10, threads=2)
+    assert single.CompiledEpochs(net, opt, X, T, 40, threads=2).rows_mode
+    assert not single.CompiledEpochs(net, opt, X, T, 10, threads=2).rows_mode
+    small = single.CompiledEpochs(net, opt, X, T, 10, threads=2)
     assert small.threads == 1  # the example-by-example kernel runs on one thread
-    monkeypatch.setattr(kernels, "ROWS_MAX_BYTES", 1000)
-    assert not kernels.CompiledEpochs(net, opt, X, T, 40).rows_mode
+    monkeypatch.setattr(single, "ROWS_MAX_BYTES", 1000)
+    assert not single.CompiledEpochs(net, opt, X, T, 40).rows_mode
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -296,7 +298,7 @@ def test_row_by_row_lazy_decay_fold_schedule_and_hooks():
             state.batch_hooks.append(seen.append)
 
     netlearn.Network([20, 5, 4]).fit((X, y), 2, 32, 0.1, callbacks=[Counter()], engine="numba", threads=2)
-    assert sum(seen) == 2 * 320 and len(seen) > 2
+    assert sum(seen) == 2 * 320 and len(seen) >= 2
 
 
 @pytest.mark.parametrize("net_kw, reg", [({}, {"lmbda": 1.0}), ({"activation": "relu", "cost": "hinge"}, {"l1": 1.0})])
@@ -314,18 +316,21 @@ def test_thread_count_does_not_change_the_numbers(net_kw, reg):
 
 
 def test_threads_setting_is_checked(monkeypatch):
-    assert kernels.resolve_threads(3, 100) == 3
-    assert 1 <= kernels.resolve_threads(None, 100) <= kernels.MAX_AUTO_THREADS
-    assert kernels.resolve_threads(None, 40) == 1  # at least 25 examples a thread
+    assert engine.resolve_threads(3, 100) == 3
+    assert 1 <= engine.resolve_threads(None, 100) <= engine.codes.MAX_AUTO_THREADS
+    assert engine.resolve_threads(None, 40) == 1  # at least 25 examples a thread
     monkeypatch.setenv("NETLEARN_THREADS", "2")
-    assert kernels.resolve_threads(None, 10) == 2
-    assert kernels.resolve_threads(1, 100) == 1  # the argument wins
+    assert engine.resolve_threads(None, 10) == 2
+    assert engine.resolve_threads(1, 100) == 1  # the argument wins
     monkeypatch.setenv("NETLEARN_THREADS", "two")
     with pytest.raises(ValueError, match="NETLEARN_THREADS must be a whole number"):
-        kernels.resolve_threads(None, 100)
+        engine.resolve_threads(None, 100)
+    with pytest.raises(ValueError, match="NETLEARN_THREADS must be a whole number"):
+        engine.resolve_threads(2, 100)  # a bad variable is reported even when the argument is given
+    monkeypatch.delenv("NETLEARN_THREADS")
     for bad in (0, -1, 2.5, True, "2"):
         with pytest.raises(ValueError, match="threads must be a whole number"):
-            kernels.resolve_threads(bad, 100)
+            engine.resolve_threads(bad, 100)
     with pytest.raises(ValueError, match="threads must be"):
         netlearn.Network([20, 5, 4]).fit(sparse_data(), 1, 40, 0.1, engine="numba", threads=0)
 
@@ -348,7 +353,7 @@ def test_a_thread_that_cannot_start_stops_the_call_cleanly(monkeypatch):
 
 def test_huge_zeros_are_zeroed_aligned_and_separate():
     specs = [((3, 5), np.float32), ((7,), np.int64), ((2, 2, 3), np.float64), ((1,), np.uint8)]
-    arrays = kernels.huge_zeros(specs)
+    arrays = single.huge_zeros(specs)
     for a, (shape, dtype) in zip(arrays, specs):
         assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
         assert a.ctypes.data % 64 == 0 and not a.any()

@@ -1,0 +1,47 @@
+"""Cold start: a slow first compile is announced on standard error ("compiling", then the seconds it took),
+only when the run shows progress or is verbose (the command line unless --quiet)."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+
+import netlearn
+from netlearn.engine import compiler, single
+
+
+def test_a_slow_build_is_announced_with_its_time(monkeypatch):
+    monkeypatch.setattr(compiler, "ANNOUNCE_AFTER", 0.0)
+    out = io.StringIO()
+    compiler.compile_with_notice(lambda: time.sleep(0.3), "training kernel", True, stream=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "compiling the training kernel" in lines[0]
+    assert lines[1].startswith("netlearn: compiled the training kernel in ") and lines[1].endswith(" s")
+    quiet = io.StringIO()
+    compiler.compile_with_notice(lambda: time.sleep(0.3), "training kernel", False, stream=quiet)
+    assert quiet.getvalue() == ""
+
+
+def test_a_fast_build_prints_nothing():
+    out = io.StringIO()
+    calls = []
+    compiler.compile_with_notice(lambda: calls.append(1), "training kernel", True, stream=out)
+    assert calls == [1] and out.getvalue() == ""
+
+
+def test_fit_announces_only_when_it_shows_something(monkeypatch):
+    seen = []
+    real = single.compile_with_notice
+
+    def spy(build, what, announce, stream=None):
+        seen.append(announce)
+        return real(build, what, announce, stream)
+
+    monkeypatch.setattr(single, "compile_with_notice", spy)
+    X = np.random.default_rng(0).random((50, 6)).astype(np.float32)
+    y = np.arange(50) % 3
+    for kw in ({}, {"verbose": True}, {"progress": True}):
+        netlearn.Network([6, 4, 3]).fit((X, y), 1, 10, 0.1, engine="numba", **kw)
+    assert seen == [False, True, True]
