@@ -48,13 +48,14 @@ def book_sgd(weights, biases, X, y, epochs, m, eta, lmbda, l1, seed, n_out):
     return weights, biases
 
 
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
 @pytest.mark.parametrize("lmbda,l1,m", [(0.0, 0.0, 7), (5.0, 0.0, 10), (0.0, 3.0, 4), (2.0, 1.0, 13)])
-def test_matches_the_books_per_example_sgd(lmbda, l1, m):
+def test_matches_the_books_per_example_sgd(lmbda, l1, m, engine):
     X, y = make_blobs(n=53, n_in=6, n_out=3, seed=1, dtype=np.float64)
     net = Network([6, 5, 3], seed=2, dtype="float64")
     weights = [d.W.T.copy() for d in net.modules[::2]]
     biases = [d.b[:, None].copy() for d in net.modules[::2]]
-    net.fit((X, y), 3, m, 0.5, lmbda=lmbda, l1=l1, seed=3)
+    net.fit((X, y), 3, m, 0.5, lmbda=lmbda, l1=l1, seed=3, engine=engine)
     w_ref, b_ref = book_sgd(weights, biases, X, y, 3, m, 0.5, lmbda, l1, 3, 3)
     for d, w, b in zip(net.modules[::2], w_ref, b_ref):
         np.testing.assert_allclose(d.W, w.T, rtol=1e-10, atol=1e-12)

@@ -37,7 +37,7 @@ def test_each_network_matches_its_single_run(net_kw):
     for k in range(len(pop)):
         net = netlearn.Network([20, 7, 5, 4], seed=seeds[k], **net_kw)
         h = net.fit(data, 3, 7, etas[k], lmbda=lmbdas[k], seed=4, evaluation_data=data,
-                    monitor_evaluation_cost=True, monitor_training_accuracy=True)
+                    monitor_evaluation_cost=True, monitor_training_accuracy=True, engine="numpy")
         assert_same_network(net, pop.networks[k])
         assert h.evaluation_accuracy == hists[k].evaluation_accuracy
         assert h.training_accuracy == hists[k].training_accuracy
@@ -51,7 +51,7 @@ def test_dense_inputs_and_a_partial_last_batch():
     pop.fit((X, y), 2, 10, seed=9)
     for k, s in enumerate([5, 6]):
         net = netlearn.Network([20, 6, 4], seed=s)
-        net.fit((X, y), 2, 10, [0.2, 0.7][k], lmbda=1.0, seed=9)
+        net.fit((X, y), 2, 10, [0.2, 0.7][k], lmbda=1.0, seed=9, engine="numpy")
         assert_same_network(net, pop.networks[k])
 
 
@@ -82,7 +82,7 @@ def test_momentum_matches_a_momentum_chain():
         opt = optimizers.Optimizer(optimizers.chain(optimizers.add_decayed_weights(lmbdas[k] / n),
                                                     Momentum(mus[k]), optimizers.scale_by_learning_rate(etas[k])))
         net = netlearn.Network([20, 8, 4], seed=k)
-        net.fit(data, 2, 5, etas[k], seed=1, optimizer=opt)
+        net.fit(data, 2, 5, etas[k], seed=1, optimizer=opt, engine="numpy")
         assert_same_network(net, pop.networks[k], atol=1e-4)
 
 
@@ -97,7 +97,7 @@ def test_a_diverging_network_is_frozen_and_the_others_are_undisturbed():
     assert all(np.isfinite(p).all() for p in pop.networks[1].parameters())
     for k in (0, 2):
         net = netlearn.Network([20, 6, 4], seed=k + 1, **kw)
-        net.fit((X, y), 3, 10, [0.001, 50.0, 0.002][k], seed=0)
+        net.fit((X, y), 3, 10, [0.001, 50.0, 0.002][k], seed=0, engine="numpy")
         assert_same_network(net, pop.networks[k], atol=1e-4)
         assert len(hists[k].evaluation_accuracy) == 3
 
@@ -156,7 +156,7 @@ def test_threads_train_groups_of_16_networks_with_the_same_numbers(mu):
         assert [h.evaluation_accuracy for h in hists] == [h.evaluation_accuracy for h in ref_hists]
     if mu == 0:  # and a network of the second group still equals its single run
         net = netlearn.Network([20, 6, 4], seed=30, **kw)
-        net.fit((X * 5, y), 2, 10, etas[30], lmbda=1.0, seed=3)
+        net.fit((X * 5, y), 2, 10, etas[30], lmbda=1.0, seed=3, engine="numpy")
         assert_same_network(net, results[1][0].networks[30], atol=1e-4)
 
 
