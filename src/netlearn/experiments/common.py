@@ -108,6 +108,18 @@ class BookEvaluationCost(Callback):
         self.values.append(cost)
 
 
+def training_sizes(ctx: Context, name: str, sizes: list[int]) -> list[int]:
+    """The training-set sizes of ``sizes`` that the data can give (a note for those skipped; none is an error)."""
+    available = ctx.training[0].shape[0]
+    skipped = [s for s in sizes if s > available]
+    if skipped:
+        ctx.log(f"   note: only {available} training images; skipping sizes {', '.join(map(str, skipped))}")
+    usable = [s for s in sizes if s <= available]
+    if not usable:
+        raise ExperimentError(f"{name} needs at least {min(sizes)} training images; the data has {available}.")
+    return usable
+
+
 def run_record(label: str, settings: dict, history, seconds: float) -> dict:
     """One run's entry in the results JSON: its label, settings, wall time and per-epoch History."""
     return {"label": label, "settings": settings, "seconds": round(seconds, 3), "history": history.to_dict()}

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.augment import shifts
-from .common import Context, ExperimentError, Summary, format_table, pct, timed, train, write_results
+from .common import Context, Summary, format_table, pct, timed, train, training_sizes, write_results
 from .figures import plot_expanded
 from .more_data import ETA, EXAMPLES, QUICK_EXAMPLES, QUICK_SIZES, SIZES
 
@@ -45,13 +45,7 @@ def _run(ctx: Context, training, examples: int) -> dict:
 def run(ctx: Context) -> Summary:
     """For each size: one network on the images as given, one on them expanded; two plots (linear, log)."""
     sizes, examples = (QUICK_SIZES, QUICK_EXAMPLES) if ctx.quick else (SIZES, EXAMPLES)
-    available = ctx.training[0].shape[0]
-    skipped = [s for s in sizes if s > available]
-    sizes = [s for s in sizes if s <= available]
-    if skipped:
-        ctx.log(f"   note: only {available} training images; skipping sizes {', '.join(map(str, skipped))}")
-    if not sizes:
-        raise ExperimentError(f"expanded needs at least {min(SIZES)} training images; the data has {available}.")
+    sizes = training_sizes(ctx, "expanded", sizes)
     records, rows = [], []
     for size in sizes:
         given = ctx.first(size)

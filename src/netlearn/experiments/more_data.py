@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from ..plot import plot_more_data
-from .common import Context, Summary, format_table, pct, timed, train, write_results
+from .common import Context, Summary, format_table, pct, timed, train, training_sizes, write_results
 
 DESCRIPTION = "[784,30,10] on 100..50,000 images, 1,500,000/size epochs, lmbda size*0.0001, large init; vs SVM"
 
@@ -66,15 +66,7 @@ def _have_sklearn() -> bool:
 def run(ctx: Context) -> Summary:
     """Train the network (and the SVM, if scikit-learn is installed) on each size; plot the three figures."""
     sizes, examples = (QUICK_SIZES, QUICK_EXAMPLES) if ctx.quick else (SIZES, EXAMPLES)
-    available = ctx.training[0].shape[0]
-    skipped = [s for s in sizes if s > available]
-    sizes = [s for s in sizes if s <= available]
-    if skipped:
-        ctx.log(f"   note: only {available} training images; skipping sizes {', '.join(map(str, skipped))}")
-    if not sizes:
-        from .common import ExperimentError
-
-        raise ExperimentError(f"more-data needs at least {min(SIZES)} training images; the data has {available}.")
+    sizes = training_sizes(ctx, "more-data", sizes)
     nets, rows = [], []
     for size in sizes:
         epochs = max(1, examples // size)
