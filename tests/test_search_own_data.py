@@ -128,3 +128,13 @@ def test_bad_files_and_misplaced_options_get_one_line(tmp_path, capsys):
     assert "--target" in err and "not to mnist" in err
     err = one_line_error(capsys, ["search", "--data", str(blobs), "--eval", "test", *SMALL])
     assert "--test FILE" in err
+
+
+def test_a_worker_that_lacks_the_file_is_told_which_path_to_copy(tmp_path, capsys):
+    blobs = blobs_csv(tmp_path / "gone.csv")
+    journal = str(tmp_path / "j.log")
+    assert main(["search", "init", "--storage", journal, "--study", "g", "--data", str(blobs), "--trials", "2",
+                 "--epochs", "1"]) == 0
+    blobs.unlink()
+    err = one_line_error(capsys, ["search", "run", "--storage", journal, "--study", "g", "--quiet"])
+    assert "no such file" in err and "copy it to that path" in err and str(blobs) in err

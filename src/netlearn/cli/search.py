@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -44,7 +45,8 @@ def _space_options(p: argparse.ArgumentParser) -> None:
                         "trial) (default: fixed at sgd)%(default).0s")
     g.add_argument("--hidden", nargs="+", default=None, metavar="N[,N...]",
                    help="hidden layers: alternatives separated by spaces, each a per-layer list "
-                        "(--hidden 30 100 64,32) (default: fixed at --layers' hidden layers)%(default).0s")
+                        "(--hidden 30 100 64,32); with --data FILE the data gives the first and last layer "
+                        "(default: fixed at --layers' hidden layers)%(default).0s")
     g.add_argument("--activation", nargs="+", default=None, metavar="NAME[,NAME...]",
                    help="hidden activation: alternatives separated by spaces, each one name or one per hidden "
                         "layer (default: fixed at sigmoid)%(default).0s")
@@ -70,7 +72,8 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     add_table_options(p)
     _space_options(p)
     p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
-                   help="neurons per layer, input first (default: 784,30,10)%(default).0s")
+                   help="neurons per layer, input first; with --data FILE its hidden layers go between the data's "
+                        "input columns and classes (default: 784,30,10)%(default).0s")
     p.add_argument("--cost", default="cross-entropy",
                    choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"], help="cost function")
     p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
@@ -193,7 +196,11 @@ def _data(args, settings):
     try:
         training, evaluation, _ = load_search_data(settings, args.data_dir)
     except DataError as exc:
-        raise UsageError(str(exc)) from None
+        missing = [f for f in (settings.data, settings.validation, settings.test)
+                   if f is not None and f not in DATA_SETS and not os.path.exists(f)]
+        hint = (f" (the study reads {', '.join(missing)} on every worker: copy it to that path on this machine)"
+                if missing else "")
+        raise UsageError(f"{exc}{hint}") from None
     if settings.data not in DATA_SETS:
         return training, evaluation
     n_pixels = training[0].shape[1]
@@ -310,8 +317,6 @@ def run_init(args) -> int:
 
 @_guard
 def run_worker(args) -> int:
-    import os
-
     from ..search.storage import open_storage
     from ..search.study import load_study
 
