@@ -138,3 +138,9 @@ def test_a_worker_that_lacks_the_file_is_told_which_path_to_copy(tmp_path, capsy
     blobs.unlink()
     err = one_line_error(capsys, ["search", "run", "--storage", journal, "--study", "g", "--quiet"])
     assert "no such file" in err and "copy it to that path" in err and str(blobs) in err
+
+
+def test_pbt_on_a_csv_returns_a_network_with_its_preprocessing(blobs):
+    result = netlearn.search(data=str(blobs), strategy="pbt", population=4, interval=1, eta=(0.1, 3.0, "log"),
+                             epochs=2, seed=0)
+    assert result.network.preprocessing.classes == ["ant", "bee", "cat"] and result.network.sizes == [4, 30, 3]
