@@ -9,6 +9,10 @@ the study once and start workers that need only the storage and the study:
     netlearn search run --storage search.log --study mnist      # as many as you like, at once
     netlearn search show --storage search.log --study mnist --json s.json --plot s.png
 
+``--data FILE.csv`` or ``FILE.npz`` searches on your own classes (a trial's
+value is its validation accuracy); the study stores the file's absolute path,
+which every worker reads.
+
 ``--storage``: a file path (Optuna's journal file, several processes on one
 machine), ``postgresql[+psycopg]://USER:PASSWORD@HOST/DB`` (several machines)
 or ``sqlite:///FILE`` (one process at a time).
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
-from .common import UsageError, add_data_options, add_split_options, layer_sizes, positive_int
+from .common import DATA_SETS, UsageError, add_split_options, add_table_options, data_source, layer_sizes, positive_int
 
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
@@ -40,7 +45,8 @@ def _space_options(p: argparse.ArgumentParser) -> None:
                         "trial) (default: fixed at sgd)%(default).0s")
     g.add_argument("--hidden", nargs="+", default=None, metavar="N[,N...]",
                    help="hidden layers: alternatives separated by spaces, each a per-layer list "
-                        "(--hidden 30 100 64,32) (default: fixed at --layers' hidden layers)%(default).0s")
+                        "(--hidden 30 100 64,32); with --data FILE the data gives the first and last layer "
+                        "(default: fixed at --layers' hidden layers)%(default).0s")
     g.add_argument("--activation", nargs="+", default=None, metavar="NAME[,NAME...]",
                    help="hidden activation: alternatives separated by spaces, each one name or one per hidden "
                         "layer (default: fixed at sigmoid)%(default).0s")
@@ -56,10 +62,18 @@ def _study_options(p: argparse.ArgumentParser, required: bool) -> None:
 
 def _search_options(p: argparse.ArgumentParser) -> None:
     """The options that ``search`` and ``search init`` share: data, space, training, sampler."""
-    add_data_options(p)
+    p.add_argument("--data", type=data_source, default="mnist", metavar="mnist|fashion-mnist|FILE",
+                   help="data set, or your own FILE.csv (with a header line) or FILE.npz (arrays X and y), classes "
+                        "only; the study stores its absolute path, so every 'search run' worker, on any machine, "
+                        "must find the file at that same path (default: %(default)s)")
+    p.add_argument("--data-dir", metavar="ROOT", default=None,
+                   help="data root holding mnist/ and fashion-mnist/ (default: $NETLEARN_DATA, else the per-user "
+                        "cache)%(default).0s")
+    add_table_options(p)
     _space_options(p)
     p.add_argument("--layers", type=layer_sizes, default=[784, 30, 10], metavar="N,N,...",
-                   help="neurons per layer, input first (default: 784,30,10)%(default).0s")
+                   help="neurons per layer, input first; with --data FILE its hidden layers go between the data's "
+                        "input columns and classes (default: 784,30,10)%(default).0s")
     p.add_argument("--cost", default="cross-entropy",
                    choices=["cross-entropy", "quadratic", "log-likelihood", "hinge"], help="cost function")
     p.add_argument("--init", default="default", choices=["default", "large", "glorot", "he"],
@@ -140,15 +154,20 @@ def register(sub) -> None:
 
 
 def _settings(args):
+    from ..search.api import resolve_paths
     from ..search.study import Settings
 
     space = {"eta": args.eta, "lmbda": args.lmbda, "mu": args.mu, "batch_size": args.batch_size,
              "dropout": args.dropout, "optimizer": args.optimizer, "hidden": args.hidden,
              "activation": args.activation}
-    return Settings(space={k: v for k, v in space.items() if v is not None}, layers=args.layers, cost=args.cost,
-                    init=args.init, output=args.output, epochs=args.epochs, data=args.data,
-                    train_size=args.train_size, eval=args.eval, sampler=args.sampler, trials=args.trials,
-                    population=args.population, pruner=args.pruner, seed=args.seed)
+    settings = Settings(space={k: v for k, v in space.items() if v is not None}, layers=args.layers, cost=args.cost,
+                    init=args.init, output=args.output, epochs=args.epochs, data=args.data, target=args.target,
+                    task=args.task, scale=args.scale, validation=args.validation,
+                    validation_split=args.validation_split, test=args.test, train_size=args.train_size,
+                    eval=args.eval, sampler=args.sampler, trials=args.trials, population=args.population,
+                    pruner=args.pruner, seed=args.seed)
+    settings.data = resolve_paths(settings, settings.data)
+    return settings
 
 
 def _guard(fn):
@@ -170,13 +189,20 @@ def _check_outputs(args) -> None:
 
 
 def _data(args, settings):
+    """``(training, evaluation)``: MNIST checked against ``--layers``; ``--data FILE`` sets the first and last layers."""
     from ..data.mnist import DataError
-    from ..search.api import _load
+    from ..search.api import load_search_data
 
     try:
-        training, evaluation = _load(settings, settings.data, args.data_dir)
+        training, evaluation, _ = load_search_data(settings, args.data_dir)
     except DataError as exc:
-        raise UsageError(str(exc)) from None
+        missing = [f for f in (settings.data, settings.validation, settings.test)
+                   if f is not None and f not in DATA_SETS and not os.path.exists(f)]
+        hint = (f" (the study reads {', '.join(missing)} on every worker: copy it to that path on this machine)"
+                if missing else "")
+        raise UsageError(f"{exc}{hint}") from None
+    if settings.data not in DATA_SETS:
+        return training, evaluation
     n_pixels = training[0].shape[1]
     n_classes = int(max(training[1].max(), evaluation[1].max())) + 1
     if settings.layers[0] != n_pixels or settings.layers[-1] < n_classes:
@@ -186,18 +212,25 @@ def _data(args, settings):
     return training, evaluation
 
 
-def _work(args, study, settings, storage_url, sampler_seed=None) -> "object":
+def _described(settings, training, evaluation) -> str:
+    if settings.data in DATA_SETS:
+        return (f"training on {training[0].shape[0]} {settings.data} images, evaluating on {settings.eval} "
+                f"({evaluation[0].shape[0]})")
+    return (f"training on {training[0].shape[0]} rows of {settings.data}, evaluating on {settings.eval} "
+            f"({evaluation[0].shape[0]} rows), layers {','.join(map(str, settings.layers))}")
+
+
+def _work(args, study, settings, storage_url, sampler_seed=None, data=None) -> "object":
     from ..search.storage import kind
     from ..search.worker import Worker, refuse_second_worker
 
     if kind(storage_url) == "sqlite":
         refuse_second_worker(study)  # before the data are loaded
-    training, evaluation = _data(args, settings)
+    training, evaluation = data or _data(args, settings)
     if not args.quiet:
         print(f"study {study.study_name}: {settings.trials} trials of {settings.epochs} epochs, "
               f"{settings.sampler} sampler, populations of up to {settings.population}, pruner {settings.pruner}; "
-              f"training on {training[0].shape[0]} {settings.data} images, evaluating on {settings.eval} "
-              f"({evaluation[0].shape[0]})", file=sys.stderr)
+              f"{_described(settings, training, evaluation)}", file=sys.stderr)
     worker = Worker(study, settings, training, evaluation, heartbeat=args.heartbeat if storage_url else None,
                     seed=sampler_seed, threads=args.threads, quiet=args.quiet,
                     print_fn=lambda s: print(s, file=sys.stderr), keep_best=False,
@@ -232,9 +265,11 @@ def run_search(args) -> int:
     if args.strategy == "pbt":
         return _run_pbt(args, settings)
     t0 = time.perf_counter()
+    # A file is read first: it sets the first and last layers, which the study stores.
+    data = _data(args, settings) if settings.data not in DATA_SETS else None
     storage = open_storage(args.storage)
     study = create_study(storage, args.study, settings, sampler_seed=settings.seed)
-    _work(args, study, settings, args.storage, sampler_seed=settings.seed)
+    _work(args, study, settings, args.storage, sampler_seed=settings.seed, data=data)
     _report(args, study, time.perf_counter() - t0)
     return 0
 
@@ -267,18 +302,21 @@ def run_init(args) -> int:
     from ..search.study import create_study
 
     settings = _settings(args)
+    own = settings.data not in DATA_SETS
+    if own:
+        _data(args, settings)  # a bad file, or a regression target, is said now, and the layers fixed
     storage = open_storage(args.storage)
     study = create_study(storage, args.study, settings)
     print(f"study {args.study} in {args.storage}: {settings.trials} trials, {settings.sampler} sampler, "
-          f"populations of up to {settings.population}, pruner {settings.pruner}; start workers with: "
-          f"netlearn search run --storage {args.storage} --study {args.study}")
+          f"populations of up to {settings.population}, pruner {settings.pruner}"
+          + (f", layers {','.join(map(str, settings.layers))} from {settings.data} (every worker reads this path)"
+             if own else "") +
+          f"; start workers with: netlearn search run --storage {args.storage} --study {args.study}")
     return 0 if study is not None else 2
 
 
 @_guard
 def run_worker(args) -> int:
-    import os
-
     from ..search.storage import open_storage
     from ..search.study import load_study
 

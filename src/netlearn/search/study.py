@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..data.tabular import SCALES, TASKS
 from .space import Space, SpaceError
 from .storage import SearchError, optuna
 
@@ -41,6 +42,14 @@ class Settings:
     optimizer: str = "sgd"
     epochs: int = 30
     data: str = "mnist"
+    #: ``--data FILE``'s options (see :func:`netlearn.data.tabular.load_tabular`); ``data`` and the files are
+    #: absolute paths, so a worker elsewhere needs the same files at the same paths.
+    target: str | None = None
+    task: str | None = None
+    scale: str = "standard"
+    validation: str | None = None
+    validation_split: float | None = None
+    test: str | None = None
     train_size: int | None = None
     eval: str = "validation"
     sampler: str = "random"
@@ -67,6 +76,13 @@ class Settings:
                 raise SearchError(f"--{name} must be a whole number >= 1, got {v!r}.")
         if self.population is None:
             self.population = min(MAX_POPULATION, self.trials)
+        if self.scale not in SCALES:
+            raise SearchError(f"--scale {self.scale}: choose one of {', '.join(SCALES)}.")
+        if self.task not in (None, *TASKS):
+            raise SearchError(f"--task {self.task}: choose one of {', '.join(TASKS)}.")
+        v = self.validation_split
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1):
+            raise SearchError(f"--validation-split must be a fraction in [0, 1), got {v!r}.")
 
     @property
     def space_(self) -> Space:
