@@ -94,6 +94,15 @@ def test_no_panel_for_a_figure_that_was_not_monitored(tmp_path, figures, cost, a
     assert [ax.get_ylabel() for ax in figures[0].axes] == panels
 
 
+def test_a_regression_history_gets_r2_and_rmse_panels(tmp_path, figures):
+    h = history(accuracy=False)
+    h.evaluation_r2[:] = [0.1 * e for e in range(7)]
+    h.evaluation_rmse[:] = [3.0 - 0.2 * e for e in range(7)]
+    plot.plot_history(h, tmp_path / "h.png")
+    assert [ax.get_ylabel() for ax in figures[0].axes] == ["cost", "R²", "RMSE"]
+    assert [line.get_label() for line in figures[0].axes[1].get_lines()] == ["evaluation R²"]
+
+
 def test_a_history_with_nothing_monitored_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Nothing to plot"):
         plot.plot_history(history(cost=False, accuracy=False), tmp_path / "h.png")

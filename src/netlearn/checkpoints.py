@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .files import atomic_write_text, clean_stale_temporaries
-from .io import ModelFileError, from_dict, read_json, to_dict
+from .modelfile import ModelFileError, modules_from, read_json, to_dict
 from .callbacks import Callback, TrainingState
 from .history import History
 
@@ -297,13 +297,16 @@ def restore_checkpoint(source: str | os.PathLike | dict, state: TrainingState, c
                               f"leaves nothing to train; epochs counts from the start of the run, so ask for more "
                               f"than {d['epoch']}.")
     try:
-        saved = from_dict(d["model"])
+        saved_modules, _ = modules_from(d["model"])
     except ModelFileError as exc:
         raise CheckpointError(f"{where}: its model part: {exc}") from None
     net = state.net
-    if [type(m).__name__ for m in saved.modules] != [type(m).__name__ for m in net.modules] or \
-            [p.shape for p in saved.parameters()] != [p.shape for p in net.parameters()]:
-        raise CheckpointError(f"The checkpoint holds a different network ({saved!r}); this run trains {net!r}.")
+    saved_params = [p for m in saved_modules for p in m.params]
+    if [type(m).__name__ for m in saved_modules] != [type(m).__name__ for m in net.modules] or \
+            [p.shape for p in saved_params] != [p.shape for p in net.parameters()]:
+        held = ", ".join(type(m).__name__ for m in saved_modules)
+        raise CheckpointError(f"The checkpoint holds a different network ([{held}] with parameter shapes "
+                              f"{[p.shape for p in saved_params]}); this run trains {net!r}.")
     try:
         _same_structure(d["optimizer"], state.optimizer.state_dict(), f"{where}: its optimizer state")
     except CheckpointError as exc:
@@ -324,9 +327,9 @@ def restore_checkpoint(source: str | os.PathLike | dict, state: TrainingState, c
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise CheckpointError(f"{where}: its optimizer, generator or callback state does not fit this run "
                               f"({type(exc).__name__}: {exc}).") from None
-    for p, q in zip(net.parameters(), saved.parameters()):
+    for p, q in zip(net.parameters(), saved_params):
         p[...] = q
-    for m, s in zip(net.modules, saved.modules):
+    for m, s in zip(net.modules, saved_modules):
         st = s.get_state()
         if st:
             m.set_state(st)

@@ -20,6 +20,8 @@ import numpy as np
 from .costs import Cost
 from .layers.activations import Activation
 from .layers.base import Module
+from .optimizers import chain
+from .regularizers import L1, L2
 
 
 def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -105,9 +107,6 @@ def check_network(net, X: np.ndarray, y: np.ndarray, lmbda: float = 0.0, l1: flo
     The analytic side is back-propagation plus the regularization links of
     the optimizer chain, i.e. exactly what training uses.
     """
-    from .optimizers import chain
-    from .regularizers import L1, L2
-
     _require_float64(*net.parameters())
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0] if n is None else n

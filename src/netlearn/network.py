@@ -5,7 +5,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import blas, optimizers, training
+from . import blas, modelfile, optimizers, training
 from . import costs as costs_mod
 from .callbacks import Callback
 from .backend import as_dtype, rng as make_rng
@@ -18,6 +18,7 @@ from .layers.dropout import check_probability
 from .memory import check_network_fits
 from .regularizers import L1, L2
 from .validation import check_X, check_data
+from .init import get as get_init
 
 #: Rows per chunk when evaluating a whole data set (bounds memory on MNIST-size data).
 EVAL_CHUNK = 10_000
@@ -260,9 +261,7 @@ class Sequential:
 
     def save(self, path, format: str = "netlearn") -> None:
         """Write the network as JSON: netlearn's own format, or ``format="network2"`` for the book's."""
-        from .io import save
-
-        save(self, path, format=format)
+        modelfile.save(self, path, format=format)
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  {m!r}" for m in self.modules)
@@ -323,8 +322,6 @@ class Network(Sequential):
         regularization modules -- else a ValueError names the first
         disagreement (a file cannot call a 30-output network ``[784, 30, 10]``).
         """
-        from .init import get as get_init
-
         sizes, hidden_names, cost_obj, out_name, dropout, batch_norm = _parse_options(
             sizes, activation, cost, output, dropout, batch_norm)
         modules = list(modules)
@@ -415,8 +412,6 @@ def _layout(sizes, hidden_names, out_name, dropout, batch_norm, input_noise) -> 
 
 
 def _build(kind: str, cfg: Any, init, rng, dtype) -> Module:
-    from .layers import BatchNorm, Dropout, GaussianNoise
-
     if kind == "activation":
         return activations.get(cfg)
     if kind == "Dense":

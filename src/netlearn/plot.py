@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import temporary_file
 from .history import FIGURES
 
 
@@ -48,19 +49,25 @@ def _integer_epochs(ax) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+#: How each kind of figure is named on the axes.
+LABELS = {"cost": "cost", "accuracy": "accuracy", "r2": "R²", "rmse": "RMSE"}
+
+
 def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
     """Draw the monitored figures of ``history`` and save them to ``path`` atomically.
 
     One panel per kind that was monitored: cost (training and evaluation),
-    accuracy (in percent); a kind that was not monitored gets no panel, and a
-    History with neither is a ValueError.  The file type follows the suffix
+    accuracy (in percent), or for a regression network R² and RMSE; a kind
+    that was not monitored gets no panel, and a History with none is a
+    ValueError.  The file type follows the suffix
     (see :func:`plot_format`).
     """
     # A bare Figure needs no GUI backend and changes no global matplotlib state.
     from matplotlib.figure import Figure
 
     plot_format(path)
-    kinds = [k for k in ("cost", "accuracy") if any(getattr(history, f"{w}_{k}") for w in ("training", "evaluation"))]
+    kinds = [k for k in ("cost", "accuracy", "r2", "rmse")
+             if any(getattr(history, f"{w}_{k}", None) for w in ("training", "evaluation"))]
     if not kinds:
         raise ValueError("Nothing to plot: the History records no cost or accuracy. Monitor at least one figure "
                          f"({', '.join(FIGURES)}).")
@@ -71,9 +78,10 @@ def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
             values = getattr(history, f"{which}_{kind}")
             if values:
                 ys = [100 * v for v in values] if kind == "accuracy" else values
-                ax.plot(range(1, len(values) + 1), ys, label=f"{which} {kind}", marker="." if len(values) < 20 else None)
+                ax.plot(range(1, len(values) + 1), ys, label=f"{which} {LABELS[kind]}",
+                        marker="." if len(values) < 20 else None)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(kind + (" (%)" if kind == "accuracy" else ""))
+        ax.set_ylabel(LABELS[kind] + (" (%)" if kind == "accuracy" else ""))
         _integer_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -130,8 +138,6 @@ def plot_grid(configs, histories, path: str | os.PathLike, which: str = "validat
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Save a matplotlib figure via a temporary file and a rename; the file type follows the suffix."""
-    from .io import temporary_file
-
     path = Path(path)
     fmt = plot_format(path)
     fd, tmp = temporary_file(path, path.suffix)

@@ -49,6 +49,8 @@ import numpy as np
 from . import engine
 from .backend import rng as make_rng
 from .history import History
+from .layers.dense import Dense
+from .network import Network
 from .training import divergence_limit
 from .validation import check_data, check_int, check_positive, check_unit
 
@@ -184,8 +186,6 @@ class Population:
                  mu: float | Sequence[float] = 0.0, seed: int | None | Sequence[int | None] = None, *,
                  activation: str | Sequence[str] = "sigmoid", cost: str = "cross-entropy", init: str = "default",
                  output: str | None = None, dtype: Any = None) -> None:
-        from .network import Network
-
         lengths = [len(v) for v in (eta, lmbda, mu, seed)
                    if isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, (str, bytes))]
         k = max(lengths) if lengths else 1
@@ -249,8 +249,6 @@ class Population:
         From the next epoch on it trains exactly as ``Network(sizes, seed=seed)``
         would on the population's remaining mini-batches.
         """
-        from .network import Network
-
         k = self._member(k)
         cfg = {"eta": check_positive("eta", eta), "lmbda": check_positive("lmbda", lmbda, allow_zero=True),
                "mu": _check_mu(mu), "seed": seed}
@@ -424,8 +422,6 @@ class Population:
                 self._velocities[k] = [V[..., s].copy() for V in packed.Vs + packed.Vbs]
 
     def _layers(self, k: int) -> list:
-        from .layers.dense import Dense
-
         return [mod for mod in self.networks[k].modules if isinstance(mod, Dense)]
 
     def _activate(self, Z: np.ndarray, l: int, jit) -> None:

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from tqdm.autonotebook import tqdm as _chosen_tqdm
 from tqdm.std import tqdm as _text_tqdm
 
-from .training import Callback, TrainingState
+from .callbacks import Callback, TrainingState
 
 #: Inside a Jupyter kernel tqdm draws widgets, whatever standard error says it is.
 IN_NOTEBOOK = _chosen_tqdm is not _text_tqdm

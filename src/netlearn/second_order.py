@@ -35,6 +35,7 @@ from . import metrics
 from .layers import BatchNorm, Stochastic
 from .history import History, format_epoch
 from .validation import check_data, check_int, check_positive
+from .regularizers import L1, L2
 
 #: The largest network (in parameters) whose Hessian :func:`newton` builds by default (a 2,000 x 2,000 matrix).
 MAX_NEWTON_PARAMS = 2000
@@ -128,8 +129,6 @@ def hessian_vector_product(objective: Objective, w: np.ndarray, v: np.ndarray, h
 
 
 def _prepare(net, training_data, evaluation_data, lmbda, l1):
-    from .regularizers import L1, L2
-
     _check_deterministic(net)
     lmbda, l1 = L2(lmbda).lmbda, L1(l1).lmbda
     X, y = check_data(training_data, net.n_in, net.n_out, np.dtype(np.float64))

@@ -17,6 +17,7 @@ import numpy as np
 from . import blas, optimizers
 from .backend import rng as make_rng
 from .callbacks import Callback, EpochLog, Monitor, TrainingState
+from .checkpoints import restore_checkpoint
 from .engine import EngineUnavailable, describe, engine_setting, resolve_threads, sgd_coefficients
 from .engine import load as load_engine
 from .history import FIGURES, RECORDED, DivergenceError, History, format_epoch
@@ -255,8 +256,6 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     state.callbacks = cbs
     start = 0
     if resume is not None:
-        from .checkpoints import restore_checkpoint  # checkpoints -> io -> network -> training
-
         start = restore_checkpoint(resume, state, cbs)
     for cb in cbs:
         cb.on_train_begin(state)

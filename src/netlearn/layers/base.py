@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import rng as make_rng
+
 
 class Module:
     """Base class: a module without parameters that passes its input through."""
@@ -99,6 +101,4 @@ class Stochastic(Module):
 
     def __init__(self, seed: int | np.random.Generator | None = None) -> None:
         super().__init__()
-        from ..backend import rng as make_rng
-
         self.rng: np.random.Generator = make_rng(seed)

@@ -68,6 +68,7 @@ from ..network import Network
 from ..population import Population
 from ..schedules import HalveOnPlateau
 from ..training import Callback, DivergenceError, History, TrainingState
+from ..plot import BOOK_BLUE, BOOK_ORANGE, save_figure
 
 #: The coarse search: eta by factors of ten from 0.01 up (and below 0.01 when even 0.01 fails).
 COARSE_UP = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -676,8 +677,6 @@ def plot_steps(result: dict, folder: str | os.PathLike) -> list[str]:
     from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-
-    from ..plot import BOOK_BLUE, BOOK_ORANGE, save_figure
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..plot import save_figure
 from .study import SETTINGS_KEY
 
 
@@ -69,8 +70,6 @@ def plot(s: dict, path: str, curves: int = 5) -> None:
     """Best accuracy against each parameter (one panel each), and the learning curves of the best trials."""
     import numpy as np
     from matplotlib.figure import Figure
-
-    from ..plot import save_figure
 
     done = [r for r in s["trials"] if r["history"]["evaluation_accuracy"]]
     names = sorted({k for r in done for k in r["params"]})
