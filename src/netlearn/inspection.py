@@ -126,7 +126,12 @@ def _confusion(C: np.ndarray, per_class: dict, labels, path: Path, title: str) -
     bars.barh(range(k), values, color="tab:blue")
     bars.set_yticks(range(k), [str(l) for l in labels])
     bars.invert_yaxis()
-    bars.set_xlim(0, 100)
+    # Classes usually differ by a few points: start the axis a little below the weakest class, and
+    # write each value on its bar.
+    low = max(0.0, 5 * np.floor((min(values) - 2) / 5)) if values else 0.0
+    bars.set_xlim(low, 100)
+    for i, v in enumerate(values):
+        bars.text(max(v, low) - 0.5, i, f"{v:.1f}", ha="right", va="center", fontsize=8, color="white")
     bars.set_xlabel("accuracy (%)")
     bars.set_title("per class")
     if title:
