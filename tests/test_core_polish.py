@@ -1,7 +1,6 @@
 """What users noticed: plots, output on a closed pipe, python -m netlearn, messages, the Python surface."""
 from __future__ import annotations
 
-import gzip
 import inspect
 import json
 import os
@@ -14,16 +13,12 @@ import pytest
 import netlearn
 from netlearn import plot, training
 from netlearn.cli import main
+
+from helpers import write_idx  # noqa: E402
 from netlearn.history import History
 
 
 # -- a tiny MNIST-shaped data root (4x4 images, class = brightest quadrant) -----------------------------------
-def write_idx(path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")

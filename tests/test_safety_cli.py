@@ -17,6 +17,7 @@ from netlearn.cli import augmentation, main
 from netlearn.training import Callback
 
 sys.path.insert(0, os.path.dirname(__file__))
+from helpers import one_line  # noqa: E402
 from test_safety_data import write_set  # noqa: E402
 
 BASE = ["--layers", "9,5,10", "--quiet", "--train-size", "200", "--batch-size", "20", "--seed", "1"]
@@ -34,12 +35,6 @@ def env(monkeypatch, tmp_path):
 
 def train(*args) -> int:
     return main(["train", *BASE, *map(str, args)])
-
-
-def one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("netlearn"), err
-    return err
 
 
 def weights(path):

@@ -6,7 +6,6 @@ import io
 import os
 import pickle
 import struct
-import tracemalloc
 import zipfile
 
 import numpy as np
@@ -19,13 +18,10 @@ from netlearn.data import idx as idx_mod
 from netlearn.data.formats import restricted_loads
 from netlearn.data.layout import FILES, N_VALIDATION
 
+from helpers import idx_bytes, one_line, peak_bytes  # noqa: E402
+
 SIDE = 3
 MB = 1 << 20
-
-
-def idx_bytes(a: np.ndarray, dims=None) -> bytes:
-    dims = a.shape if dims is None else dims
-    return bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + a.tobytes()
 
 
 def write_set(folder, n_train=N_VALIDATION + 3, n_test=4, seed=0):
@@ -43,27 +39,6 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.delenv("NETLEARN_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setitem(D.MIRRORS, "mnist", ("file:///nonexistent-netlearn-mirror/",))
-
-
-def peak_bytes(fn, *args):
-    """Run ``fn`` and return (its exception, the peak of traced memory it allocated)."""
-    tracemalloc.start()
-    try:
-        fn(*args)
-    except Exception as exc:  # noqa: BLE001 - the caller checks the type
-        err = exc
-    else:
-        err = None
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return err, peak
-
-
-def one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("netlearn"), err
-    return err
 
 
 # -- sizes that lie -----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -18,27 +17,9 @@ from netlearn.files import (OutputError, atomic_write_text, check_writable, chec
                             clean_stale_temporaries, write_with_fallback)
 from netlearn.memory import NetworkTooLargeError
 
+from helpers import one_line, peak_bytes  # noqa: E402
+
 MB = 1 << 20
-
-
-def peak_of(fn, *args):
-    tracemalloc.start()
-    try:
-        fn(*args)
-    except Exception as exc:  # noqa: BLE001 - the caller checks the type
-        err = exc
-    else:
-        err = None
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return err, peak
-
-
-def one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("netlearn"), err
-    return err
 
 
 @pytest.fixture
@@ -71,7 +52,7 @@ def test_declared_shapes_are_checked_before_allocating(saved):
     path, d = saved
     d["modules"][0]["config"].update(n_in=100_000, n_out=100_000)  # 40 GB if it were built
     path.write_text(json.dumps(d))
-    err, peak = peak_of(netlearn.load, path)
+    err, peak = peak_bytes(netlearn.load, path)
     assert isinstance(err, ModelFileError) and "declares parameter 0 of shape (100000, 100000)" in str(err)
     assert peak < MB
 
@@ -80,7 +61,7 @@ def test_network2_sizes_are_checked_before_allocating(tmp_path):
     path = tmp_path / "book.json"
     path.write_text(json.dumps({"sizes": [100_000, 100_000], "weights": [[[0.0]]], "biases": [[[0.0]]],
                                 "cost": "CrossEntropyCost"}))
-    err, peak = peak_of(netlearn.load, path)
+    err, peak = peak_bytes(netlearn.load, path)
     assert isinstance(err, ModelFileError) and "shape (100000, 100000)" in str(err)
     assert peak < MB
 

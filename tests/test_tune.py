@@ -8,19 +8,11 @@ import numpy as np
 import pytest
 
 from netlearn.cli import main
+
+from helpers import write_idx  # noqa: E402
 from netlearn.search import book
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def write_idx(path, a: np.ndarray) -> None:
-    """A gzipped IDX file of unsigned bytes, as MNIST ships them."""
-    import gzip
-
-    a = np.ascontiguousarray(a, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in a.shape)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(header + a.tobytes())
 
 
 # -- step 1: the learning-rate threshold -------------------------------------------------------------

@@ -40,14 +40,21 @@ positive_int = _number(int, "a whole number", lambda v: v >= 1, "a whole number 
 nonneg_int = _number(int, "a whole number", lambda v: v >= 0, "a whole number >= 0")
 
 
-def layer_sizes(text: str) -> list[int]:
+def _sizes(text: str, least: int, example: str) -> list[int]:
+    """Comma-separated positive layer sizes, at least ``least`` of them (an argparse ``type``)."""
     try:
         sizes = [int(s) for s in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 784,30,10, got {text!r}") from None
-    if len(sizes) < 2 or any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected at least two positive layer sizes like 784,30,10, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like {example}, got {text!r}") from None
+    if len(sizes) < least or any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected {'at least two ' if least > 1 else ''}positive layer sizes like "
+                                         f"{example}, got {text!r}")
     return sizes
+
+
+def layer_sizes(text: str) -> list[int]:
+    """``784,30,10``: every layer's size, input first."""
+    return _sizes(text, 2, "784,30,10")
 
 
 def name_list(text: str) -> list[str]:
@@ -175,13 +182,7 @@ def _fraction(text: str) -> float:
 
 def hidden_sizes(text: str) -> list[int]:
     """``64`` or ``64,32``: the hidden layers' sizes."""
-    try:
-        sizes = [int(s) for s in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 64,32, got {text!r}") from None
-    if any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive layer sizes like 64,32, got {text!r}")
-    return sizes
+    return _sizes(text, 1, "64,32")
 
 
 def load_own_data(args):
