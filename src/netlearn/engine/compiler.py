@@ -26,6 +26,9 @@ jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
 #: level of nesting repeats the work below it).  The machine code is the same; the first compile of the
 #: row-by-row kernel takes about a fifth less CPU time.  Helpers called from several places stay
 #: separate functions (inlining them everywhere measured slower to compile).
+helper = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cpython_wrapper=True,
+                    no_cfunc_wrapper=True)
+
 inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 
 #: A first call that takes longer than this is announced as a compile (a cached kernel loads in less).

@@ -23,7 +23,7 @@ from numba.core import types as _types
 from numba.extending import intrinsic
 
 from .codes import B
-from .compiler import inline, jit
+from .compiler import helper, inline, jit
 
 @intrinsic
 def pow2(typingctx, n):
@@ -41,6 +41,20 @@ def pow2(typingctx, n):
 
     return _types.float32(_types.float32), codegen
 
+
+
+@intrinsic
+def as_dtype_of(typingctx, X, x):
+    """``x`` converted to the dtype of the array ``X`` (a float64 coefficient meeting float32 weights is
+    rounded once, so the loops stay float32)."""
+    if not (isinstance(X, _types.Array) and isinstance(x, (_types.Float, _types.Integer))):
+        return None
+    sig = X.dtype(X, x)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], signature.args[1], X.dtype)
+
+    return sig, codegen
 
 
 def _vector_ptr(context, builder, aryty, ary, idx, idxty):
@@ -369,16 +383,8 @@ def vpanel_pairs(P, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
     """The intrinsic ``vpairs{P}`` for a run-time ``P`` (1 to 8)."""
     if P == 8:
         vpairs8(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
-    elif P == 7:
-        vpairs7(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
-    elif P == 6:
-        vpairs6(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
-    elif P == 5:
-        vpairs5(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
     elif P == 4:
         vpairs4(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
-    elif P == 3:
-        vpairs3(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
     elif P == 2:
         vpairs2(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
     else:
@@ -390,27 +396,25 @@ PANEL = 8
 
 
 @inline
+def panel_blocks(left):
+    """The widest panel (8, 4, 2 or 1 blocks of 16) that fits in ``left`` blocks."""
+    return 8 if left >= 8 else (4 if left >= 4 else (2 if left >= 2 else 1))
+
+
+@inline
 def vpanel(P, Z, iz, W, n, j, cols, vals, p0, p1, alpha):
     """The intrinsic ``vrows{P}`` for a run-time ``P`` (1 to 8)."""
     if P == 8:
         vrows8(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
-    elif P == 7:
-        vrows7(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
-    elif P == 6:
-        vrows6(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
-    elif P == 5:
-        vrows5(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
     elif P == 4:
         vrows4(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
-    elif P == 3:
-        vrows3(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
     elif P == 2:
         vrows2(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
     else:
         vrows1(Z, iz, W, n, j, cols, vals, p0, p1, alpha)
 
 
-@jit
+@helper
 def vrows(Z, iz, W, n, cols, vals, p0, p1):
     """``Z.flat[iz:iz+n] += sum(vals[p] * W[cols[p], :n] for p in range(p0, p1))`` (``W`` has ``n`` columns).
 
@@ -423,12 +427,12 @@ def vrows(Z, iz, W, n, cols, vals, p0, p1):
     """
     j = 0
     while j < n:
-        P = min(PANEL, (n - j) // B)
+        P = panel_blocks((n - j) // B)
         vpanel(P, Z, iz + j, W, n, j, cols, vals, p0, p1, 1.0)
         j += P * B
 
 
-@jit
+@helper
 def vrows_by4(Z, iz, W, n, cols, vals, p0, p1):
     """:func:`vrows` summing 4 blocks of 16 columns at a time, each width its own intrinsic (no dispatch:
     cheaper for many short sums of long rows, as in :func:`pop_update0`)."""
@@ -445,3 +449,16 @@ def vrows_by4(Z, iz, W, n, cols, vals, p0, p1):
         vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1, 1.0)
 
 
+
+
+@intrinsic
+def small_code(typingctx):
+    """Ask LLVM to optimize the function being compiled for size (call it first in a cold helper)."""
+    sig = _types.none()
+
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("optsize")
+        builder.function.attributes.add("minsize")
+        return context.get_dummy_value()
+
+    return sig, codegen

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .codes import SOFTMAX, B
-from .compiler import compile_with_notice, inline, jit  # noqa: F401  (the notice: for Population.fit)
+from .compiler import helper, compile_with_notice, inline, jit  # noqa: F401  (the notice: for Population.fit)
 from .inputs import sparse_rows  # noqa: F401  (the population's set-up uses them from here)
 from .intrinsics import vaxpy, vaxpy4, vmuladd, vrows_by4
 from .step import activate_row, delta_out, derivative, lazy_decay
@@ -177,7 +177,7 @@ def pop_update0(index, nu, target, d):
         vrows_by4(target, rows[u] * n, d, n, ent_e, ent_x, rptr[u], rptr[u + 1])
 
 
-@jit
+@helper
 def pop_forward(U, W, b, scale, Z, mb):
     """A later layer of all K networks: ``Z[e, j, k] = s_k sum_i U[e, i, k] W[i, j, k] + b[j, k]``."""
     I, J, K = W.shape
@@ -194,7 +194,7 @@ def pop_forward(U, W, b, scale, Z, mb):
                 Z[e, j, k] = scale[k] * Z[e, j, k] + b[j, k]
 
 
-@jit
+@helper
 def pop_softmax(Z, mb):
     """Softmax over axis 1 of ``Z (m, J, K)`` for each example and network, in place."""
     J, K = Z.shape[1], Z.shape[2]
@@ -202,7 +202,7 @@ def pop_softmax(Z, mb):
         for k in range(K):
             mx = Z[e, 0, k]
             for j in range(1, J):
-                mx = max(mx, Z[e, j, k])
+                mx = Z[e, j, k] if Z[e, j, k] > mx else mx
             tot = 0.0
             for j in range(J):
                 Z[e, j, k] = math.exp(Z[e, j, k] - mx)
@@ -317,7 +317,7 @@ def pop_step(layers, rule, T, perm, s0, mb):
     # (the first layer's step itself is pop_update0, run next)
 
 
-@jit
+@helper
 def momentum_decay(V, W, mus, etas, c2s):
     """``V -> mu V - eta c2 W`` per network (the momentum rule's decay half; the gradient half follows)."""
     for i in range(W.shape[0]):
@@ -326,7 +326,7 @@ def momentum_decay(V, W, mus, etas, c2s):
                 V[i, j, k] = mus[k] * V[i, j, k] - etas[k] * c2s[k] * W[i, j, k]
 
 
-@jit
+@helper
 def pop_activate(Z, mb, code):
     """Apply activation ``code`` in place to the first ``mb`` examples of ``Z (m, J, K)`` (training and evaluation)."""
     if code == SOFTMAX:
@@ -353,7 +353,7 @@ def pop_train(inp, index, layers, rule, perm, start, stop, m, bid):
     acts, scales, momentum = rule.acts, rule.scales, rule.momentum
     L = len(Ws)
     for s0 in range(start, stop, m):
-        mb = min(m, n - s0)
+        mb = m if m < n - s0 else n - s0
         nu = pop_gather(inp, index, perm, s0, mb, bid)
         bid += 1
         pop_forward0(inp, perm, s0, mb, layers.W0, layers.A0, scales[0], layers.b0)
@@ -368,7 +368,7 @@ def pop_train(inp, index, layers, rule, perm, start, stop, m, bid):
     return bid
 
 
-@jit
+@helper
 def pop_momentum0(W, V):
     """``W += V``: a layer's momentum step, after its gradient was added to the velocity ``V``."""
     for i in range(W.shape[0]):

@@ -46,9 +46,9 @@ import numpy as np
 from ..backend import namespace
 from ..layers.dense import Dense
 from .codes import ROWS_MAX_BYTES, ROWS_MIN_BATCH, B, pad_width
-from .compiler import compile_with_notice, inline, jit
+from .compiler import helper, compile_with_notice, inline, jit
 from .inputs import PREFETCH, Inputs, prefetch_example, sparse_rows
-from .intrinsics import PANEL, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs, vrows
+from .intrinsics import small_code, PANEL, as_dtype_of, panel_blocks, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs, vrows
 from .step import (activate_row, bias_step, decay_rows, derivative, output_deltas, scale_rows,
                    times_derivative)
 from .support import EngineUnavailable, describe, resolve_threads, sgd_coefficients
@@ -82,6 +82,7 @@ class Scratch(NamedTuple):
     A: tuple
     D: tuple
     scales: np.ndarray
+    sw: np.ndarray
     done: np.ndarray
 
 
@@ -90,6 +91,7 @@ class Filed(NamedTuple):
 
     used: np.ndarray
     ent: np.ndarray
+    flat: np.ndarray
     merged: np.ndarray
     rows: np.ndarray
     starts: np.ndarray
@@ -143,20 +145,16 @@ def train(inp, net, buf, rule, perm, start, stop, m):
     eta, c2, c1 = rule
     L = len(Ws)
     n = perm.shape[0]
-    one = np.empty(1, Ws[0].dtype)  # casts a float64 coefficient to the weights' dtype
+    W0 = Ws[0]
     for l in range(L):
         scales[l] = 1.0
-    one[0] = -eta
-    neg_eta = one[0]
+    neg_eta = as_dtype_of(W0, -eta)
     for s0 in range(start, stop, m):
-        mb = min(m, n - s0)
-        one[0] = 1.0 / mb
-        inv_m = one[0]
+        mb = m if m < n - s0 else n - s0
+        inv_m = as_dtype_of(W0, 1.0 / mb)
         # ---- forward, layer 0: z = s (x V) + b over the non-zero inputs only
-        W0 = Ws[0]
         a0 = A[0]
-        one[0] = scales[0]
-        s = one[0]
+        s = as_dtype_of(W0, scales[0])
         b = bs[0]
         H = W0.shape[1]
         for e in range(mb):
@@ -172,9 +170,9 @@ def train(inp, net, buf, rule, perm, start, stop, m):
             activate_row(a0, e, widths[0], acts[0])
         # ---- forward, later layers (dense)
         for l in range(1, L):
-            one[0] = scales[l]
+            s = as_dtype_of(W0, scales[l])
             for e in range(mb):
-                forward_dense(A[l], e, A[l - 1], Ws[l], widths[l - 1], one[0], bs[l])
+                forward_dense(A[l], e, A[l - 1], Ws[l], widths[l - 1], s, bs[l])
                 activate_row(A[l], e, widths[l], acts[l])
         # ---- output delta (padded entries stay 0)
         for e in range(mb):
@@ -182,8 +180,7 @@ def train(inp, net, buf, rule, perm, start, stop, m):
         # ---- backward with the pre-update weights: delta_{l-1} = s (delta_l V^T) * f'(a_{l-1})
         for l in range(L - 1, 0, -1):
             W = Ws[l]
-            one[0] = scales[l]
-            s = one[0]
+            s = as_dtype_of(W0, scales[l])
             dn = D[l]
             dp = D[l - 1]
             u = A[l - 1]
@@ -201,8 +198,7 @@ def train(inp, net, buf, rule, perm, start, stop, m):
             d = D[l]
             J = W.shape[1]
             scales[l], coef = decay_rows(W, 0, W.shape[0], scales[l], eta, c2, c1)
-            one[0] = coef
-            coef = one[0]
+            coef = as_dtype_of(W0, coef)
             if l == 0:
                 for e in range(mb):
                     r = perm[s0 + e]
@@ -246,7 +242,7 @@ def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
     """
     j = 0
     while j < J:
-        P = min(PANEL, (J - j) // B)
+        P = panel_blocks((J - j) // B)
         for u in range(nu):
             vpanel_pairs(P, W, np.intp(rows[u]) * J + j, d, J, j, pairs, starts[0, u], ends[0, u], starts[1, u],
                          ends[1, u], coef)
@@ -318,23 +314,25 @@ def example_pass(inp, net, buf, r, e, sw, inv_m, used, ent):
         times_derivative(dp, e, A[l - 1], widths[l - 1], sw[l], acts[l - 1])
 
 
-@jit
+@helper
 def transpose_rows(W, WT, i0, i1):
     """``WT[:, i] = W[i, :]`` for ``i0 <= i < i1``."""
+    small_code()
     for i in range(i0, i1):
         for j in range(W.shape[1]):
             WT[j, i] = W[i, j]
 
 
-@jit
+@helper
 def row_range(l, n_rows, split, tid, nthreads):
     """The rows of layer ``l``'s weights that thread ``tid`` updates (first layer: ``split``, else an even share)."""
+    small_code()
     if l == 0:
         return split[tid], split[tid + 1]
     return n_rows * tid // nthreads, n_rows * (tid + 1) // nthreads
 
 
-@jit
+@helper
 def example_range(indptr, perm, s0, mb, tid, nthreads):
     """Thread ``tid``'s share ``e0:e1`` of the batch ``perm[s0:s0+mb]``: about equal numbers of non-zero inputs.
 
@@ -342,6 +340,7 @@ def example_range(indptr, perm, s0, mb, tid, nthreads):
     least ``k/nthreads`` of the batch's non-zeros, so the shares of all
     threads tile ``0:mb`` exactly.
     """
+    small_code()
     if nthreads == 1:
         return 0, mb
     total = 0
@@ -360,7 +359,7 @@ def example_range(indptr, perm, s0, mb, tid, nthreads):
             break
         r = perm[s0 + e]
         seen += indptr[r + 1] - indptr[r]
-    return e0, max(e0, e1)
+    return e0, (e1 if e1 > e0 else e0)
 
 
 @inline
@@ -399,7 +398,7 @@ def gather_row_pairs(filed, i0, i1, tid, nthreads):
             my_start[0, nu], my_end[0, nu] = q0, q
             my_start[1, nu], my_end[1, nu] = 0, 0
             nu += 1
-    return nu, ent.reshape(-1) if nthreads <= 2 else my_merged
+    return nu, filed.flat if nthreads <= 2 else my_merged
 
 
 @jit
@@ -438,13 +437,12 @@ def train_rows(inp, net, buf, filed, rule, perm, start, stop, m, tid, nthreads):
     L = len(Ws)
     n = perm.shape[0]
     n_in = Ws[0].shape[0]
-    one = np.empty(1, Ws[0].dtype)
-    sw = np.empty(L, Ws[0].dtype)  # the scales in the weights' dtype
+    W0 = Ws[0]
+    sw = buf.sw[tid]  # the scales in the weights' dtype
     sc = buf.scales[tid]
     for l in range(L):
         sc[l] = 1.0
-    one[0] = -eta
-    neg_eta = one[0]
+    neg_eta = as_dtype_of(W0, -eta)
     my_used, my_ent = filed.used[tid], filed.ent[tid]
     for l in range(1, L):
         i0, i1 = row_range(l, Ws[l].shape[0], split, tid, nthreads)
@@ -452,9 +450,8 @@ def train_rows(inp, net, buf, filed, rule, perm, start, stop, m, tid, nthreads):
     if nthreads > 1:
         barrier(sync, nthreads)
     for s0 in range(start, stop, m):
-        mb = min(m, n - s0)
-        one[0] = 1.0 / mb
-        inv_m = one[0]
+        mb = m if m < n - s0 else n - s0
+        inv_m = as_dtype_of(W0, 1.0 / mb)
         for l in range(L):
             sw[l] = sc[l]
         for i in range(n_in):
@@ -472,14 +469,13 @@ def train_rows(inp, net, buf, filed, rule, perm, start, stop, m, tid, nthreads):
             J = W.shape[1]
             i0, i1 = row_range(l, W.shape[0], split, tid, nthreads)
             sc[l], coef = decay_rows(W, i0, i1, sc[l], eta, c2, c1)
-            one[0] = coef
-            coef = one[0]
+            coef = as_dtype_of(W0, coef)
             if l == 0:
                 nu, pairs = gather_row_pairs(filed, i0, i1, tid, nthreads)
                 add_rows(W, d, J, filed.rows[tid], nu, pairs, filed.starts[tid], filed.ends[tid], coef)
             else:
                 u = A[l - 1]
-                i1 = min(i1, widths[l - 1])
+                i1 = i1 if i1 < widths[l - 1] else widths[l - 1]
                 for e in range(mb):
                     for i in range(i0, i1):
                         g = coef * u[e, i]
@@ -589,8 +585,8 @@ class CompiledEpochs:
         self.T = Tp
         bp = tuple(np.zeros(c, dt) for c in padded)
         self.layers = Layers(Wp, WT, bp, widths, np.asarray(acts, np.int64), int(kind))
-        self.scratch = Scratch(A, D, np.ones((t, L), np.float64), np.zeros(16, np.int64))
-        self.filed = Filed(used, ent, merged, np.zeros((t, n_in), np.int64), np.zeros((t, 2, n_in), np.int64),
+        self.scratch = Scratch(A, D, np.ones((t, L), np.float64), np.ones((t, L), dt), np.zeros(16, np.int64))
+        self.filed = Filed(used, ent, ent.reshape(-1), merged, np.zeros((t, n_in), np.int64), np.zeros((t, 2, n_in), np.int64),
                            np.zeros((t, 2, n_in), np.int64), np.zeros(t + 1, np.int64), np.zeros(16, np.int64))
         self.reindex()
 

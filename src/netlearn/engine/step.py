@@ -25,8 +25,8 @@ import math
 import numpy as np
 
 from .codes import FUSED, HINGE, MIN_SCALE, RELU, SIGMOID, SOFTMAX, TANH, B
-from .compiler import inline, jit
-from .intrinsics import pow2, vaxpy
+from .compiler import helper, inline, jit
+from .intrinsics import pow2, small_code, vaxpy
 
 _F = np.float32
 _EXP_HI, _EXP_LO = _F(88.0), _F(-87.0)
@@ -47,7 +47,8 @@ def expf(x):
     ``math.exp`` is a call into libm that LLVM cannot vectorize; this is plain
     float32 arithmetic, so a loop of it becomes AVX-512 code.
     """
-    x = min(max(x, _EXP_LO), _EXP_HI)
+    x = _EXP_LO if x < _EXP_LO else x  # (comparisons are false for NaN: NaN stays NaN)
+    x = _EXP_HI if x > _EXP_HI else x
     n = np.floor(x * _LOG2E + _HALF)
     r = x - n * _LN2_HI - n * _LN2_LO
     p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
@@ -68,7 +69,7 @@ def derivative(a, code):
     return 1.0
 
 
-@jit
+@helper
 def delta_out(a, t, kind, code, inv_m):
     """The output delta ``dC/dz`` of one output ``a`` with target ``t``, for a batch of ``1/inv_m`` examples.
 
@@ -83,14 +84,15 @@ def delta_out(a, t, kind, code, inv_m):
     return (a - t) * inv_m * derivative(a, code)
 
 
-@jit
+@helper
 def output_deltas(dL, e, aL, T, r, n, kind, code, inv_m):
     """``dL[e, :n]`` = :func:`delta_out` of example ``e``'s outputs ``aL[e]`` against targets ``T[r]``."""
+    small_code()
     for j in range(n):
         dL[e, j] = delta_out(aL[e, j], T[r, j], kind, code, inv_m)
 
 
-@jit
+@helper
 def times_derivative(D, e, A, n, s, code):
     """``D[e, :n] *= s f'(z)`` with ``f'`` from ``a = A[e, :n]``, one loop per activation (so each vectorizes)."""
     if code == SIGMOID:
@@ -107,7 +109,7 @@ def times_derivative(D, e, A, n, s, code):
             D[e, j] *= s
 
 
-@jit
+@helper
 def activate_row(Z, e, n, code):
     """Apply activation ``code`` in place to ``Z[e, :n]`` (the padding ``Z[e, n:]`` stays 0).
 
@@ -151,7 +153,7 @@ def scale_rows(W, s):
             w[j] *= s
 
 
-@jit
+@helper
 def lazy_decay(s, eta, c2):
     """One step of L2 decay on a layer kept as ``W = s V``: ``(s', fold)``.
 
@@ -166,14 +168,14 @@ def lazy_decay(s, eta, c2):
     return s, 1.0
 
 
-@jit
+@helper
 def l1_decay(w, eta, c2, c1):
     """One weight after the book's L2 and L1 decay: ``w - eta (c2 w + c1 sgn w)`` (no lazy form for L1)."""
     sg = 1.0 if w > 0 else (-1.0 if w < 0 else 0.0)
     return w - eta * (c2 * w + c1 * sg)
 
 
-@jit
+@helper
 def decay_rows(W, i0, i1, s, eta, c2, c1):
     """Decay rows ``i0:i1`` of one layer's weights ``W = s V``; returns ``(s', coef)``, ``coef`` the gradient step's.
 
@@ -194,9 +196,10 @@ def decay_rows(W, i0, i1, s, eta, c2, c1):
     return s, -eta / s
 
 
-@jit
+@helper
 def bias_step(b, d, mb, coef):
     """``b += coef * sum_e d[e]`` over the batch's ``mb`` deltas, one example at a time (``coef = -eta``)."""
+    small_code()
     J = b.shape[0]
     for e in range(mb):
         for j0 in range(0, J, B):

@@ -15,7 +15,8 @@ from numba.core import cgutils as _cgutils
 from numba.core import types as _types
 from numba.extending import intrinsic
 
-from .compiler import jit
+from .intrinsics import small_code
+from .compiler import helper, jit
 
 
 def _int64_array(a):
@@ -91,7 +92,7 @@ SPINS = 2000
 COUNT, ROUND = 0, 8
 
 
-@jit
+@helper
 def barrier(sync, nthreads):
     """Wait until all ``nthreads`` threads have called this (a central counting barrier).
 
@@ -100,6 +101,7 @@ def barrier(sync, nthreads):
     thread that lost its core).  The atomics order memory: everything written
     before the barrier is seen by every thread after it.
     """
+    small_code()
     rnd = atomic_load(sync, ROUND)
     if atomic_add(sync, COUNT, 1) == nthreads - 1:
         atomic_store(sync, COUNT, 0)
