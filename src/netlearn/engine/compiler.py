@@ -18,7 +18,7 @@ import numba
 #: Fused multiply-add and reassociation (so dot products vectorize); no finite-math assumptions.
 FASTMATH = {"contract", "reassoc", "nsz"}
 
-jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy")
+jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cfunc_wrapper=True)
 
 #: The same for a helper called from one place in a kernel: Numba inlines its code into the caller
 #: before compiling, instead of compiling, optimizing and emitting it on its own first and then again
