@@ -383,8 +383,16 @@ def vpanel_pairs(P, Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha):
     """The intrinsic ``vpairs{P}`` for a run-time ``P`` (1 to 8)."""
     if P == 8:
         vpairs8(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 7:
+        vpairs7(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 6:
+        vpairs6(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 5:
+        vpairs5(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
     elif P == 4:
         vpairs4(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
+    elif P == 3:
+        vpairs3(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
     elif P == 2:
         vpairs2(Z, iz, W, n, j, vals, p0, p1, p2, p3, alpha)
     else:

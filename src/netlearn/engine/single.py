@@ -242,7 +242,7 @@ def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
     """
     j = 0
     while j < J:
-        P = panel_blocks((J - j) // B)
+        P = min(PANEL, (J - j) // B)
         for u in range(nu):
             vpanel_pairs(P, W, np.intp(rows[u]) * J + j, d, J, j, pairs, starts[0, u], ends[0, u], starts[1, u],
                          ends[1, u], coef)
