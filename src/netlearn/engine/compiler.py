@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 import numba
+from numba.core.registry import CPUDispatcher
 
 #: Fused multiply-add and reassociation (so dot products vectorize); no finite-math assumptions.
 FASTMATH = {"contract", "reassoc", "nsz"}
@@ -26,8 +27,31 @@ jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy",
 #: level of nesting repeats the work below it).  The machine code is the same; the first compile of the
 #: row-by-row kernel takes about a fifth less CPU time.  Helpers called from several places stay
 #: separate functions (inlining them everywhere measured slower to compile).
-helper = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cpython_wrapper=True,
-                    no_cfunc_wrapper=True)
+_helper = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cpython_wrapper=True,
+                     no_cfunc_wrapper=True)
+
+
+class Helper(CPUDispatcher):
+    """A compiled function that only compiled code calls: it has no Python entry point (see :func:`helper`)."""
+
+    def __call__(self, *args, **kwargs):
+        # (Numba would call a missing entry point and crash the process; say what is wrong instead.)
+        raise TypeError(f"{self.py_func.__name__} is a compiled helper with no Python entry point: "
+                        "call it from a compiled function")
+
+
+def helper(fn: Callable) -> Helper:
+    """Compile ``fn`` like :data:`jit`, for calls from compiled code only.
+
+    Numba gives every compiled function a wrapper that converts Python
+    objects (and a C-callable one), and compiles, optimizes and caches both;
+    a helper that only kernels call needs neither.  Leaving them out takes
+    about a tenth off the first compile of a kernel (measured on the
+    row-by-row kernel, paired runs).
+    """
+    d = _helper(fn)
+    d.__class__ = Helper
+    return d
 
 inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
 

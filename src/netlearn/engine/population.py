@@ -177,7 +177,7 @@ def pop_update0(index, nu, target, d):
         vrows_by4(target, rows[u] * n, d, n, ent_e, ent_x, rptr[u], rptr[u + 1])
 
 
-@helper
+@jit
 def pop_forward(U, W, b, scale, Z, mb):
     """A later layer of all K networks: ``Z[e, j, k] = s_k sum_i U[e, i, k] W[i, j, k] + b[j, k]``."""
     I, J, K = W.shape
@@ -326,7 +326,7 @@ def momentum_decay(V, W, mus, etas, c2s):
                 V[i, j, k] = mus[k] * V[i, j, k] - etas[k] * c2s[k] * W[i, j, k]
 
 
-@helper
+@jit
 def pop_activate(Z, mb, code):
     """Apply activation ``code`` in place to the first ``mb`` examples of ``Z (m, J, K)`` (training and evaluation)."""
     if code == SOFTMAX:
