@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     etas = [float(e) for e in np.geomspace(0.05, 3.0, K)]
     print(f"machine: {machine()}")
     netlearn.Population([784, 30, 10], etas, 5.0, seed=list(range(K))).fit((X[:100], y[:100]), 1, 10)
+    time_netlearn((X[:100], y[:100]), [784, 30, 10], 10, epochs=1)  # (the one-network kernel too: no compile timed)
     pop_s, eval_s, one, plain = [], [], [], []
     for _ in range(args.repeats):
         pop = netlearn.Population([784, 30, 10], etas, 5.0, seed=list(range(K)))

@@ -45,3 +45,37 @@ def test_fit_announces_only_when_it_shows_something(monkeypatch):
     for kw in ({}, {"verbose": True}, {"progress": True}):
         netlearn.Network([6, 4, 3]).fit((X, y), 1, 10, 0.1, engine="numba", **kw)
     assert seen == [False, True, True]
+
+
+def test_population_fit_and_search_announce_when_asked(monkeypatch):
+    from netlearn.engine import population as pop_kernels
+
+    seen = []
+    real = pop_kernels.compile_with_notice
+
+    def spy(build, what, announce, stream=None):
+        seen.append(announce)
+        return real(build, what, announce, stream)
+
+    monkeypatch.setattr(pop_kernels, "compile_with_notice", spy)
+    g = np.random.default_rng(0)
+    X = g.random((64, 6)).astype(np.float32)
+    y = np.arange(64) % 3
+    for kw in ({}, {"verbose": True}, {"announce": True}, {"verbose": True, "announce": False}):
+        netlearn.Population([6, 4, 3], [0.1, 0.2]).fit((X, y), 1, 10, print_fn=lambda s: None, **kw)
+    assert seen == [False, True, True, False]
+    # a search that prints its trials announces the compile too; a quiet one does not
+    seen.clear()
+    for verbose in (True, False):
+        netlearn.search((X, y), (X, y), eta="0.1,0.5", layers=[6, 4, 3], epochs=1, trials=2, sampler="grid",
+                        verbose=verbose, print_fn=lambda s: None)
+    assert seen == [True, False]
+
+
+def test_a_helper_called_from_python_says_so_instead_of_crashing():
+    import pytest
+
+    from netlearn.engine import step
+
+    with pytest.raises(TypeError, match="compiled helper"):
+        step.activate_row(np.zeros((1, 16), np.float32), 0, 4, 0)

@@ -298,7 +298,8 @@ class Population:
             monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
             verbose: bool = False, print_fn: Callable[[str], None] = print,
             threads: int | None = None,
-            callbacks: Sequence[Callable[["Population", int], Any]] = ()) -> list[History]:
+            callbacks: Sequence[Callable[["Population", int], Any]] = (),
+            announce: bool | None = None) -> list[History]:
         """Train all networks for ``epochs`` epochs of mini-batch SGD; returns one History per network.
 
         ``seed`` seeds the one shuffle that all networks share.  Monitoring is
@@ -307,6 +308,10 @@ class Population:
         environment variable ``NETLEARN_THREADS``, else the available cores, at
         most 4) train disjoint groups of at least 16 networks at once; the
         numbers do not depend on it.
+
+        ``announce`` (default: ``verbose``): say on standard error when the
+        kernels' first compile takes a while (a line with "compiling", then one
+        with the seconds it took).
 
         ``callbacks`` are called as ``callback(population, epoch)`` after each
         epoch (``epoch`` counts the epochs done, from 1), with every member's
@@ -348,7 +353,7 @@ class Population:
                 # Compile (or load) the kernels before the first epoch, saying so when that is slow and verbose.
                 group = packed.groups[0]
                 jit.compile_with_notice(lambda: group.train(jit, perm[:0], 0, m, inputs, self._kind, acts),
-                                        "population kernels", verbose)
+                                        "population kernels", verbose if announce is None else announce)
                 compiled = True
             shuffle.shuffle(perm)  # every epoch, whoever trains: the mini-batches do not depend on the members
             if not packed.slots:

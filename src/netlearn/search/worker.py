@@ -327,7 +327,7 @@ class Worker:
 
         with np.errstate(over="ignore", invalid="ignore"):
             pop.fit(self.training, 2 ** 31 - 1, c["batch_size"], evaluation_data=self.evaluation, seed=seed,
-                    threads=self.threads, callbacks=[on_epoch])
+                    threads=self.threads, callbacks=[on_epoch], announce=not self.quiet)
 
     def _population(self, runs: list[_Run]) -> Population:
         c = runs[0].config
