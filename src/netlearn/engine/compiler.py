@@ -1,16 +1,22 @@
-"""How every kernel is compiled: one Numba decorator, and a report on standard error of a slow first compile.
+"""How every kernel is compiled: the Numba decorators, and a report on standard error of a slow first compile.
 
-Every function is compiled with ``cache=True`` (the machine code is kept on
-disk next to the package, or in Numba's user cache), without the GIL, with a
+Three decorators with one set of settings: :func:`jit` (kernels and
+functions called from Python), :func:`helper` (called by kernels only: no
+Python entry point, cheaper to compile) and :func:`inline` (inlined by Numba
+into its one caller).  Every function is compiled with ``cache=True`` (the
+machine code is kept on disk next to the package, or in Numba's user cache,
+keyed on all the engine's sources: :func:`_keyed`), without the GIL, with a
 NumPy error model (a division by zero gives inf, not an exception) and with
 the fast-math flags that let LLVM fuse and reorder sums, but no "finite math"
 assumption, so a diverging network still shows NaN/inf.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numba
@@ -19,14 +25,45 @@ from numba.core.registry import CPUDispatcher
 #: Fused multiply-add and reassociation (so dot products vectorize); no finite-math assumptions.
 FASTMATH = {"contract", "reassoc", "nsz"}
 
-jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cfunc_wrapper=True)
 
-#: The same for a helper called from one place in a kernel: Numba inlines its code into the caller
-#: before compiling, instead of compiling, optimizing and emitting it on its own first and then again
-#: inside the caller (Numba optimizes each function's module with all its callees linked in, so every
-#: level of nesting repeats the work below it).  The machine code is the same; the first compile of the
-#: row-by-row kernel takes about a fifth less CPU time.  Helpers called from several places stay
-#: separate functions (inlining them everywhere measured slower to compile).
+def _engine_digest() -> str:
+    """A digest of every source file of the engine (this folder's ``*.py``)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+#: Part of every engine function's cache key (see :func:`_keyed`).
+ENGINE_DIGEST = _engine_digest()
+
+
+def _keyed(dispatcher):
+    """Tie ``dispatcher``'s disk cache to the whole engine's sources, not only its own file.
+
+    Numba reuses a cached function while its own source file is unchanged,
+    but a kernel carries the compiled code of every helper it calls: after an
+    edit of ``step.py`` alone, the cached kernels of ``single.py`` would run
+    the old math.  With the digest of all engine sources in the cache's
+    source stamp, any edit to the engine makes every cached entry stale, and
+    it is compiled again.  (An installed copy is not edited; this guards a
+    development checkout.)  Where Numba's cache lacks the expected
+    attributes, its own rule stays.
+    """
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, ENGINE_DIGEST)
+    return dispatcher
+
+
+_jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cfunc_wrapper=True)
+
+
+def jit(fn: Callable) -> CPUDispatcher:
+    """Compile ``fn`` with the engine's settings (a kernel or a function called from Python)."""
+    return _keyed(_jit(fn))
+
+
 _helper = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cpython_wrapper=True,
                      no_cfunc_wrapper=True)
 
@@ -49,11 +86,24 @@ def helper(fn: Callable) -> Helper:
     about a tenth off the first compile of a kernel (measured on the
     row-by-row kernel, paired runs).
     """
-    d = _helper(fn)
+    d = _keyed(_helper(fn))
     d.__class__ = Helper
     return d
 
-inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
+
+#: The same for a function called from one place in a kernel: Numba inlines its code into the caller
+#: before compiling, instead of compiling, optimizing and emitting it on its own first and then again
+#: inside the caller (Numba optimizes each function's module with all its callees linked in, so every
+#: level of nesting repeats the work below it).  The machine code is the same; the first compile of the
+#: row-by-row kernel takes about a fifth less CPU time.  Helpers called from several places stay
+#: separate :func:`helper` functions (inlining them, or making the inlined ones helpers, measured
+#: slower to compile, in paired runs too).
+_inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", inline="always")
+
+
+def inline(fn: Callable) -> CPUDispatcher:
+    """Compile ``fn`` like :func:`jit`, inlined into its callers by Numba (see :data:`_inline`)."""
+    return _keyed(_inline(fn))
 
 #: A first call that takes longer than this is announced as a compile (a cached kernel loads in less).
 ANNOUNCE_AFTER = 1.0
