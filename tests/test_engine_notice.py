@@ -31,15 +31,21 @@ def test_a_fast_build_prints_nothing():
     assert calls == [1] and out.getvalue() == ""
 
 
-def test_fit_announces_only_when_it_shows_something(monkeypatch):
+def _spy_on_notices(monkeypatch, module) -> list:
+    """The ``announce`` argument of every ``module.compile_with_notice`` call from now on, in order."""
     seen = []
-    real = single.compile_with_notice
+    real = module.compile_with_notice
 
     def spy(build, what, announce, stream=None):
         seen.append(announce)
         return real(build, what, announce, stream)
 
-    monkeypatch.setattr(single, "compile_with_notice", spy)
+    monkeypatch.setattr(module, "compile_with_notice", spy)
+    return seen
+
+
+def test_fit_announces_only_when_it_shows_something(monkeypatch):
+    seen = _spy_on_notices(monkeypatch, single)
     X = np.random.default_rng(0).random((50, 6)).astype(np.float32)
     y = np.arange(50) % 3
     for kw in ({}, {"verbose": True}, {"progress": True}):
@@ -50,14 +56,7 @@ def test_fit_announces_only_when_it_shows_something(monkeypatch):
 def test_population_fit_and_search_announce_when_asked(monkeypatch):
     from netlearn.engine import population as pop_kernels
 
-    seen = []
-    real = pop_kernels.compile_with_notice
-
-    def spy(build, what, announce, stream=None):
-        seen.append(announce)
-        return real(build, what, announce, stream)
-
-    monkeypatch.setattr(pop_kernels, "compile_with_notice", spy)
+    seen = _spy_on_notices(monkeypatch, pop_kernels)
     g = np.random.default_rng(0)
     X = g.random((64, 6)).astype(np.float32)
     y = np.arange(64) % 3
