@@ -150,6 +150,58 @@ def test_row_sums_match_numpy(n):
     np.testing.assert_allclose(Z, vals[:5] @ W[:5], rtol=1e-5, atol=1e-5)
 
 
+@numba.njit
+def _vrows7(Z, W, n, cols, vals, p0, p1):
+    vi.vrows7(Z, 0, W, n, 0, cols, vals, p0, p1, 1.0)
+
+
+def test_row_sums_in_panels_of_4_2_1_are_the_same_bits_as_one_panel_of_7():
+    n = 7 * B
+    W = rand(50, n)
+    cols = np.array([3, 7, 7, 0, 49, 12, 31, 5, 8], np.uint16)
+    vals = rand(len(cols))
+    whole, panels = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    _vrows7(whole, W, n, cols, vals, 0, len(cols))
+    _vrows(panels, 0, W, n, cols, vals, 0, len(cols))
+    np.testing.assert_array_equal(panels, whole)
+
+
+def test_panel_blocks_takes_the_widest_of_8_4_2_1_that_fits():
+    got = [numba.njit(lambda k: vi.panel_blocks(k))(k) for k in range(1, 12)]
+    assert got == [1, 2, 2, 4, 4, 4, 4, 8, 8, 8, 8]
+
+
+@numba.njit
+def _as_dtype_of(X, x):
+    return vi.as_dtype_of(X, x)
+
+
+def test_as_dtype_of_rounds_like_numpy():
+    xs = np.array([0.1, -1e-40, 3.4e38, 1e39, np.inf, np.nan, 1 / 3])
+    with np.errstate(over="ignore"):
+        ref = xs.astype(np.float32)  # (1e39 overflows to inf, as the cast in the kernel does)
+    got = np.array([_as_dtype_of(np.zeros(1, np.float32), float(x)) for x in xs])  # float32 values, as float64
+    np.testing.assert_array_equal(got, ref.astype(np.float64))
+    assert got[0] != 0.1  # (rounded to float32, not passed through)
+    assert _as_dtype_of(np.zeros(1, np.float64), 1 / 3) == 1 / 3
+    assert _as_dtype_of(np.zeros(1, np.float32), 7) == 7
+
+
+@numba.njit
+def _sized(a):
+    vi.small_code()
+    for i in range(a.shape[0]):
+        a[i] = 2 * a[i] + 1
+
+
+def test_small_code_marks_the_function_for_size_and_changes_nothing_else():
+    a = np.arange(40, dtype=np.float32)
+    _sized(a)
+    np.testing.assert_array_equal(a, 2 * np.arange(40, dtype=np.float32) + 1)
+    ir = _sized.inspect_llvm(_sized.signatures[0])
+    assert "minsize" in ir and "optsize" in ir
+
+
 @pytest.mark.parametrize("P", [1, 2, 4, 8])
 def test_pair_sums_match_numpy(P):
     # pairs (value, example bits) in two runs, summed as one sequence, times alpha

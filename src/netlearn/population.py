@@ -350,7 +350,7 @@ class Population:
                 packed = self._pack(n, m, X.shape[1], threads)
                 self._dirty = False
             if not compiled and packed.slots:
-                # Compile (or load) the kernels before the first epoch, saying so when that is slow and verbose.
+                # Compile (or load) the kernels before the first epoch, saying so when that is slow and announced.
                 group = packed.groups[0]
                 jit.compile_with_notice(lambda: group.train(jit, perm[:0], 0, m, inputs, self._kind, acts),
                                         "population kernels", verbose if announce is None else announce)

@@ -78,7 +78,7 @@ class Helper(CPUDispatcher):
 
 
 def helper(fn: Callable) -> Helper:
-    """Compile ``fn`` like :data:`jit`, for calls from compiled code only.
+    """Compile ``fn`` like :func:`jit`, for calls from compiled code only.
 
     Numba gives every compiled function a wrapper that converts Python
     objects (and a C-callable one), and compiles, optimizes and caches both;
@@ -104,6 +104,7 @@ _inline = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="num
 def inline(fn: Callable) -> CPUDispatcher:
     """Compile ``fn`` like :func:`jit`, inlined into its callers by Numba (see :data:`_inline`)."""
     return _keyed(_inline(fn))
+
 
 #: A first call that takes longer than this is announced as a compile (a cached kernel loads in less).
 ANNOUNCE_AFTER = 1.0

@@ -12,8 +12,9 @@ C-contiguous arrays; the layer widths are padded to multiples of 16.
 
 Also here: a cache-line prefetch, a vector compress (the non-zeros of 16
 inputs packed in one step), storing an integer's bits in a float array, and
-``2**n`` built from exponent bits.  Each is tested against NumPy in
-``tests/test_engine_intrinsics.py``.
+``2**n`` built from exponent bits, a cast to an array's dtype
+(:func:`as_dtype_of`), and a request to LLVM to compile a cold helper for size
+(:func:`small_code`).  Each is tested in ``tests/test_engine_intrinsics.py``.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from numba.core import types as _types
 from numba.extending import intrinsic
 
 from .codes import B
-from .compiler import helper, inline, jit
+from .compiler import helper, inline
 
 @intrinsic
 def pow2(typingctx, n):
@@ -408,8 +409,7 @@ def panel_blocks(left):
     """The widest panel of 8, 4, 2 or 1 blocks of 16 columns that fits in ``left`` blocks.
 
     :func:`vrows` covers a row in such panels (7 blocks: 4, 2, 1), so only four of the eight
-    ``vrows{P}`` are compiled into each of its specializations: its first compile takes about a
-    fifth less time.  Each column's sum is the same whatever the panel (the blocks' accumulators
+    ``vrows{P}`` are compiled into each of its specializations.  Each column's sum is the same whatever the panel (the blocks' accumulators
     are independent), so the numbers do not change.  The row-by-row update (:func:`vpanel_pairs`)
     keeps every width: there a row of 7 blocks in three passes measured slower at batch 100.
     """
@@ -464,11 +464,15 @@ def vrows_by4(Z, iz, W, n, cols, vals, p0, p1):
         vrows1(Z, iz + j, W, n, j, cols, vals, p0, p1, 1.0)
 
 
-
-
 @intrinsic
 def small_code(typingctx):
-    """Ask LLVM to optimize the function being compiled for size (call it first in a cold helper)."""
+    """Ask LLVM to optimize the function being compiled for size (call it first in a cold helper).
+
+    The attributes ``optsize`` and ``minsize`` keep LLVM from vectorizing and
+    unrolling loops that run a few times per batch: less code to optimize and
+    emit.  Not for :func:`~netlearn.engine.compiler.inline` functions (it
+    would mark their caller).
+    """
     sig = _types.none()
 
     def codegen(context, builder, signature, args):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .codes import SOFTMAX, B
-from .compiler import helper, compile_with_notice, inline, jit  # noqa: F401  (the notice: for Population.fit)
+from .compiler import compile_with_notice, helper, inline, jit  # noqa: F401  (the notice: for Population.fit)
 from .inputs import sparse_rows  # noqa: F401  (the population's set-up uses them from here)
 from .intrinsics import vaxpy, vaxpy4, vmuladd, vrows_by4
 from .step import activate_row, delta_out, derivative, lazy_decay

@@ -46,9 +46,10 @@ import numpy as np
 from ..backend import namespace
 from ..layers.dense import Dense
 from .codes import ROWS_MAX_BYTES, ROWS_MIN_BATCH, B, pad_width
-from .compiler import helper, compile_with_notice, inline, jit
+from .compiler import compile_with_notice, helper, inline, jit
 from .inputs import PREFETCH, Inputs, prefetch_example, sparse_rows
-from .intrinsics import small_code, PANEL, as_dtype_of, panel_blocks, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs, vrows
+from .intrinsics import (PANEL, as_dtype_of, small_code, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs,
+                         vrows)
 from .step import (activate_row, bias_step, decay_rows, derivative, output_deltas, scale_rows,
                    times_derivative)
 from .support import EngineUnavailable, describe, resolve_threads, sgd_coefficients
@@ -76,8 +77,9 @@ class Layers(NamedTuple):
 
 class Scratch(NamedTuple):
     """Per-call buffers: ``A[l]``/``D[l]`` ``(m, padded n_out)`` each layer's activations and deltas of a batch;
-    ``scales`` ``(threads, L)`` each thread's lazy-decay scales (``W = s V``); ``done[0]`` the examples of the
-    call trained so far (read by progress bars while the kernel runs)."""
+    ``scales`` ``(threads, L)`` each thread's lazy-decay scales (``W = s V``) and ``sw`` the same in the weights'
+    dtype (row-by-row kernel); ``done[0]`` the examples of the call trained so far (read by progress bars while
+    the kernel runs)."""
 
     A: tuple
     D: tuple
@@ -87,7 +89,8 @@ class Scratch(NamedTuple):
 
 
 class Filed(NamedTuple):
-    """The row-by-row kernel's filing of a batch's non-zero inputs by input position (see :func:`train_rows`)."""
+    """The row-by-row kernel's filing of a batch's non-zero inputs by input position (see :func:`train_rows`;
+    ``flat`` is ``ent`` seen flat, made once in Python)."""
 
     used: np.ndarray
     ent: np.ndarray
@@ -242,7 +245,8 @@ def add_rows(W, d, J, rows, nu, pairs, starts, ends, coef):
     """
     j = 0
     while j < J:
-        P = min(PANEL, (J - j) // B)
+        P = (J - j) // B
+        P = PANEL if P > PANEL else P  # (no built-in min: each is a compile of its own)
         for u in range(nu):
             vpanel_pairs(P, W, np.intp(rows[u]) * J + j, d, J, j, pairs, starts[0, u], ends[0, u], starts[1, u],
                          ends[1, u], coef)
@@ -586,8 +590,9 @@ class CompiledEpochs:
         bp = tuple(np.zeros(c, dt) for c in padded)
         self.layers = Layers(Wp, WT, bp, widths, np.asarray(acts, np.int64), int(kind))
         self.scratch = Scratch(A, D, np.ones((t, L), np.float64), np.ones((t, L), dt), np.zeros(16, np.int64))
-        self.filed = Filed(used, ent, ent.reshape(-1), merged, np.zeros((t, n_in), np.int64), np.zeros((t, 2, n_in), np.int64),
-                           np.zeros((t, 2, n_in), np.int64), np.zeros(t + 1, np.int64), np.zeros(16, np.int64))
+        self.filed = Filed(used, ent, ent.reshape(-1), merged, np.zeros((t, n_in), np.int64),
+                           np.zeros((t, 2, n_in), np.int64), np.zeros((t, 2, n_in), np.int64),
+                           np.zeros(t + 1, np.int64), np.zeros(16, np.int64))
         self.reindex()
 
     def compile(self, announce: bool = False) -> None:

@@ -15,8 +15,8 @@ from numba.core import cgutils as _cgutils
 from numba.core import types as _types
 from numba.extending import intrinsic
 
+from .compiler import helper
 from .intrinsics import small_code
-from .compiler import helper, jit
 
 
 def _int64_array(a):
