@@ -1,6 +1,6 @@
 """CPU seconds of the one-time compile of the compiled engine, for one setting, with an empty cache.
 
-    python benchmarks/compile_time.py --batch 10 [--sizes 784,30,10] [--population] [--by-function 15]
+    python benchmarks/compile_time.py --batch 10 [--sizes 784,30,10] [--population [--mu 0.5]] [--by-function 15]
 
 Run in a fresh process with ``NUMBA_CACHE_DIR`` pointing at an empty folder
 (``NUMBA_CACHE_DIR=$(mktemp -d)``): the figure is the CPU time (user + system,
@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--sizes", default="784,30,10")
     p.add_argument("--population", action="store_true", help="a Population of 16 networks instead")
+    p.add_argument("--mu", type=float, default=0.0, help="the population's momentum (its own kernel; default 0)")
     p.add_argument("--by-function", type=int, default=0, metavar="N",
                    help="also list the N slowest single-function compiles (0: none)")
     args = p.parse_args(argv)
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     for run in ("first", "second"):
         t0, w0 = time.process_time(), time.perf_counter()
         if args.population:
-            netlearn.Population(sizes, [0.1] * 16).fit((X, y), 1, args.batch)
+            netlearn.Population(sizes, [0.1] * 16, mu=[args.mu] * 16).fit((X, y), 1, args.batch)
         else:
             netlearn.Network(sizes).fit((X, y), 1, args.batch, 0.1, engine="numba")
         print(f"{run} fit: {time.process_time() - t0:.2f} s CPU, {time.perf_counter() - w0:.2f} s wall")

@@ -16,16 +16,6 @@ from .compiler import inline, jit
 from .intrinsics import prefetch, vcompress
 
 @jit
-def csr_counts(X, counts):
-    """``counts[r]`` = number of non-zero inputs in row ``r``."""
-    for r in range(X.shape[0]):
-        c = 0
-        for i in range(X.shape[1]):
-            c += X[r, i] != 0
-        counts[r] = c
-
-
-@jit
 def csr_fill(X, indptr, cols, vals):
     """Write the positions and values of each row's non-zeros at ``indptr[r]:indptr[r+1]``.
 
@@ -92,6 +82,21 @@ def prefetch_example(inp, r):
     prefetch(inp.T, r * inp.T.shape[1])
 
 
+def row_counts(X: np.ndarray) -> np.ndarray:
+    """The number of non-zeros in each row of ``X`` (NaN counts), a block of rows at a time.
+
+    NumPy, not a kernel: about 0.04 s on MNIST's training set, once per
+    ``fit``, against about 0.15 s to compile a loop for it.  Blocks of about a
+    million entries keep the temporary ``X != 0`` small.
+    """
+    n = X.shape[0]
+    step = max(1, (1 << 20) // max(1, X.shape[1]))
+    counts = np.empty(n, np.int64)
+    for r0 in range(0, n, step):
+        counts[r0:r0 + step] = np.count_nonzero(X[r0:r0 + step], axis=1)
+    return counts
+
+
 def sparse_rows(X: np.ndarray, force: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The non-zeros of ``X`` row by row, CSR-style ``(indptr, cols, vals)``, or None if ``X`` is dense.
 
@@ -102,8 +107,7 @@ def sparse_rows(X: np.ndarray, force: bool = False) -> tuple[np.ndarray, np.ndar
     training images this is about 45 MB beside the 157 MB of ``X``.
     """
     n = X.shape[0]
-    counts = np.empty(n, np.int64)
-    csr_counts(X, counts)
+    counts = row_counts(X)
     nnz = int(counts.sum())
     if nnz > SPARSE_DENSITY * X.size and not force:
         return None
