@@ -144,8 +144,7 @@ class _Group:
     def train(self, jit, perm, n, m, inputs, kind, acts) -> None:
         """One epoch over the batches ``perm[s:s+m]``, then the true weights written back (scales folded)."""
         index, layers, rule = self.bundles(jit, kind, acts)
-        train = jit.pop_train_momentum if self.momentum else jit.pop_train
-        self.bid = train(inputs, index, layers, rule, perm, 0, n, m, self.bid)
+        self.bid = jit.pop_train(inputs, index, layers, rule, perm, 0, n, m, self.bid)
         jit.pop_fold_scales(self.Ws, self.scales)
 
 

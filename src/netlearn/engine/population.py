@@ -214,7 +214,7 @@ def pop_softmax(Z, mb):
 
 
 @inline
-def pop_step(layers, rule, T, perm, s0, mb, momentum):
+def pop_step(layers, rule, T, perm, s0, mb):
     """Back-propagate the batch through all K networks and update them in place.
 
     Output delta (:func:`~netlearn.engine.step.delta_out`), hidden deltas with
@@ -226,12 +226,10 @@ def pop_step(layers, rule, T, perm, s0, mb, momentum):
     layer's deltas are left in ``D[0]`` multiplied by each network's step
     coefficient, for :func:`pop_update0` to add to the batch's non-zero input
     rows of ``Ws[0]`` (with momentum, this function runs the decay pass over
-    its velocity).  ``momentum`` is a constant at each call (see
-    :func:`pop_train`), so Numba compiles only the rule that kernel runs.
+    its velocity).
     """
     A, D, Ws, bs, Vs, Vbs = layers.A, layers.D, layers.Ws, layers.bs, layers.Vs, layers.Vbs
-    kind, acts, scales, etas, c2s, mus, active, coef = (rule.kind, rule.acts, rule.scales, rule.etas,
-                                                     rule.c2s, rule.mus, rule.active, rule.coef)
+    kind, acts, scales, etas, c2s, mus, active, momentum, coef = rule
     L = len(Ws)
     K = etas.shape[0]
     inv_m = 1.0 / mb
@@ -341,54 +339,32 @@ def pop_activate(Z, mb, code):
 
 @jit
 def pop_train(inp, index, layers, rule, perm, start, stop, m, bid):
-    """The batches ``perm[s:s+m]`` for ``s`` in ``range(start, stop, m)``, for all K networks, plain SGD.
+    """The batches ``perm[s:s+m]`` for ``s`` in ``range(start, stop, m)``, for all K networks.
 
     One call per epoch instead of several Python calls per mini-batch; each
     batch is :func:`pop_gather`, :func:`pop_forward0`, :func:`pop_forward`
-    (with the activations), :func:`pop_step` and :func:`pop_update0`.  ``bid``
-    numbers the batches for :func:`pop_gather` (``stamp`` must hold no number
-    from ``bid`` on); returns the next unused number.
-
-    :func:`pop_train_momentum` is the same epoch with momentum.  Two kernels,
-    each passing :func:`pop_step` its rule as a constant, because a run
-    compiles only the one it uses: the momentum rule's code left out of this
-    one took about a tenth off a population's first compile (paired runs).
-    (The loop below is repeated there, not shared through another inlined
-    function: that layer measured slower to compile.)
+    (with the activations), :func:`pop_step`, :func:`pop_update0` and, with
+    momentum, :func:`pop_momentum0`.  ``bid`` numbers the batches for
+    :func:`pop_gather` (``stamp`` must hold no number from ``bid`` on);
+    returns the next unused number.
     """
     n = perm.shape[0]
-    A, Ws, bs, scales, acts = layers.A, layers.Ws, layers.bs, rule.scales, rule.acts
+    A, Ws, bs = layers.A, layers.Ws, layers.bs
+    acts, scales, momentum = rule.acts, rule.scales, rule.momentum
+    L = len(Ws)
     for s0 in range(start, stop, m):
         mb = m if m < n - s0 else n - s0
         nu = pop_gather(inp, index, perm, s0, mb, bid)
         bid += 1
         pop_forward0(inp, perm, s0, mb, layers.W0, layers.A0, scales[0], layers.b0)
         pop_activate(A[0], mb, acts[0])
-        for l in range(1, len(Ws)):
+        for l in range(1, L):
             pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
             pop_activate(A[l], mb, acts[l])
-        pop_step(layers, rule, inp.T, perm, s0, mb, False)
-        pop_update0(index, nu, layers.W0, layers.D0)
-    return bid
-
-
-@jit
-def pop_train_momentum(inp, index, layers, rule, perm, start, stop, m, bid):
-    """:func:`pop_train` with momentum: the first layer's step goes through its velocity, then ``W += V``."""
-    n = perm.shape[0]
-    A, Ws, bs, scales, acts = layers.A, layers.Ws, layers.bs, rule.scales, rule.acts
-    for s0 in range(start, stop, m):
-        mb = m if m < n - s0 else n - s0
-        nu = pop_gather(inp, index, perm, s0, mb, bid)
-        bid += 1
-        pop_forward0(inp, perm, s0, mb, layers.W0, layers.A0, scales[0], layers.b0)
-        pop_activate(A[0], mb, acts[0])
-        for l in range(1, len(Ws)):
-            pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
-            pop_activate(A[l], mb, acts[l])
-        pop_step(layers, rule, inp.T, perm, s0, mb, True)
-        pop_update0(index, nu, layers.V0, layers.D0)
-        pop_momentum0(Ws[0], layers.Vs[0])
+        pop_step(layers, rule, inp.T, perm, s0, mb)
+        pop_update0(index, nu, layers.V0 if momentum else layers.W0, layers.D0)
+        if momentum:
+            pop_momentum0(Ws[0], layers.Vs[0])
     return bid
 
 
@@ -405,8 +381,9 @@ def pop_fold_scales(Ws, scales) -> None:
     """Write the true weights back (``W[..., k] *= s_k``) and reset every scale to 1.
 
     Plain NumPy, the same bits as a compiled loop (one float64 product per
-    weight, rounded to the weights' dtype): it runs once per epoch, so a
-    kernel of its own would only add to the first compile.
+    weight, rounded to the weights' dtype): it runs once per epoch (about a
+    millisecond for 32 book networks), so a kernel of its own would only add
+    to the first compile.
     """
     for l, W in enumerate(Ws):
         W *= scales[l]
