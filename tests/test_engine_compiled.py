@@ -188,6 +188,28 @@ def test_sparse_rows_index_matches_the_data():
     assert inputs.sparse_rows(np.ones((4, 3), np.float32)) is None
 
 
+def test_row_counts_across_blocks_count_nan_and_not_negative_zero():
+    # 3000 inputs: blocks of 349 rows, so 1000 rows take three blocks and a partial one
+    g = np.random.default_rng(3)
+    X = g.random((1000, 3000)).astype(np.float32)
+    X[X < 0.9] = 0
+    X[5, 7], X[700, 1] = np.nan, -0.0
+    counts = inputs.row_counts(X)
+    np.testing.assert_array_equal(counts, [np.sum(row != 0) for row in X])
+    assert counts[5] == np.sum(X[5] != 0) and np.isnan(X[5, 7])
+
+
+def test_population_scale_write_back_is_one_float64_product_per_weight():
+    from netlearn.engine import population as pop_kernels
+    g = np.random.default_rng(4)
+    W = g.standard_normal((5, 3, 16)).astype(np.float32)
+    s = g.random((1, 16)) * 1e-3 + 0.3
+    want = (W.astype(np.float64) * s[0]).astype(np.float32)
+    pop_kernels.pop_fold_scales((W,), s)
+    np.testing.assert_array_equal(W, want)
+    np.testing.assert_array_equal(s, 1.0)
+
+
 @pytest.mark.parametrize("n_in, dtype", [(20, np.float32), (16, np.float32), (7, np.float32), (50, np.float64),
                                          (70_000, np.float32)])
 def test_sparse_rows_for_any_width_and_dtype(n_in, dtype):
