@@ -71,6 +71,26 @@ def test_population_fit_and_search_announce_when_asked(monkeypatch):
     assert seen == [True, False]
 
 
+def test_tune_announces_its_compiles_when_asked(monkeypatch):
+    # `netlearn tune` compiles up to three kernels (a population, one network at batch 10, one at 32+)
+    from netlearn.engine import population as pop_kernels
+    from netlearn.search import book
+
+    pop_seen = _spy_on_notices(monkeypatch, pop_kernels)
+    one_seen = _spy_on_notices(monkeypatch, single)
+    g = np.random.default_rng(0)
+    X = g.random((120, 6)).astype(np.float32)
+    y = np.arange(120) % 3
+    for announce in (True, False):
+        pop_seen.clear()
+        one_seen.clear()
+        book.tune((X, y), (X, y), sizes=[6, 4, 3], max_epochs=2, patience=1, threshold_images=60,
+                  threshold_epochs=1, batch_sizes=(10, 40), batch_seconds=0.01, log=lambda s: None,
+                  announce=announce)
+        assert pop_seen and set(pop_seen) == {announce}
+        assert set(one_seen) <= {announce}
+
+
 def test_a_helper_called_from_python_says_so_instead_of_crashing():
     import pytest
 

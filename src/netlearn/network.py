@@ -230,7 +230,7 @@ class Sequential:
             monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
             callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
             max_norm: float | None = None, resume: Any = None, engine: str | None = None,
-            threads: int | None = None) -> History:
+            threads: int | None = None, announce: bool | None = None) -> History:
         """Train by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
         ``training_data`` is a pair ``(X, y)``; each of ``epochs`` epochs
@@ -247,7 +247,9 @@ class Sequential:
         ``verbose`` prints a line per epoch, ``progress`` draws a bar.
         ``resume`` continues from a checkpoint; ``engine`` (``"auto"``,
         ``"numpy"``, ``"numba"``) and ``threads`` choose how the epochs are
-        computed, not what they compute.  Returns a :class:`History`; see
+        computed, not what they compute; ``announce`` (default: ``verbose`` or
+        ``progress``) says on standard error when the compiled engine's first
+        compile is slow.  Returns a :class:`History`; see
         :func:`netlearn.training.fit` for every detail.
         """
         return training.fit(self, training_data, epochs, batch_size, eta, lmbda=lmbda,
@@ -257,7 +259,7 @@ class Sequential:
                             monitor_training_cost=monitor_training_cost,
                             monitor_training_accuracy=monitor_training_accuracy, callbacks=callbacks,
                             verbose=verbose, progress=progress, max_norm=max_norm, resume=resume, engine=engine,
-                            threads=threads)
+                            threads=threads, announce=announce)
 
     def save(self, path, format: str = "netlearn") -> None:
         """Write the network as JSON: netlearn's own format, or ``format="network2"`` for the book's."""

@@ -157,7 +157,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
         monitor_training_cost: bool = False, monitor_training_accuracy: bool = False,
         callbacks: Sequence[Callback] = (), verbose: bool = False, progress: bool = False,
         max_norm: float | None = None, resume: Any = None, engine: str | None = None,
-        threads: int | None = None) -> History:
+        threads: int | None = None, announce: bool | None = None) -> History:
     """Train ``net`` by mini-batch stochastic gradient descent (the book's ``network2.SGD``).
 
     Each epoch shuffles the training data (seeded by ``seed``), splits it into
@@ -199,7 +199,10 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     least 25 examples per thread); the numbers do not depend on it beyond
     float32 rounding.  While fit runs, matrix products too small to share
     between threads run on one BLAS thread; the BLAS gets its own thread count
-    back when fit returns (see :mod:`netlearn.blas`).
+    back when fit returns (see :mod:`netlearn.blas`).  ``announce`` (default:
+    ``verbose`` or ``progress``): a first compile of the kernel that takes
+    more than a second is reported on standard error ("compiling", then its
+    seconds), so that a command's first epoch does not look hung.
 
     Returns a :class:`History`.  If the weights become NaN, infinite or larger
     than :func:`divergence_limit` (1.8e19 in float32), or a monitored cost NaN
@@ -244,7 +247,8 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
 
     T = net._targets(y)
     batches = _Batches(X, T, batch_size)
-    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads, announce=verbose or progress)
+    announce = (verbose or progress) if announce is None else announce  # (a compile is shown like progress)
+    compiled = choose_engine(engine, net, opt, X, T, batch_size, epochs, threads, announce=announce)
     state.engine = "numpy" if compiled is None else "numba"
     shuffle = make_rng(seed)
     state.batch_size, state.seed, state.shuffle_rng, state.order = batch_size, seed, shuffle, batches.perm

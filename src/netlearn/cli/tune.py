@@ -98,7 +98,8 @@ def run(args) -> int:
                       init=args.init, output=args.output, seed=args.seed, batch_size=args.batch_size,
                       eta_start=args.eta, lmbda_start=args.lmbda, patience=args.patience, max_epochs=args.epochs,
                       threshold_images=args.threshold_images, threshold_epochs=args.threshold_epochs,
-                      batch_sizes=args.batch_sizes, batch_seconds=args.batch_seconds, threads=args.threads, log=log)
+                      batch_sizes=args.batch_sizes, batch_seconds=args.batch_seconds, threads=args.threads, log=log,
+                      announce=not args.quiet)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     doc = result.to_dict()

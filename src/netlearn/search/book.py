@@ -261,6 +261,7 @@ class _Setup:
     threads: int | None
     log: Callable[[str], None]
     use_population: bool = True
+    announce: bool = False  # report a slow first compile on standard error (the command, unless --quiet)
 
     def network_for(self, seed: int | None = None) -> Network:
         return Network(self.sizes, seed=self.seed if seed is None else seed, **self.network)
@@ -287,14 +288,14 @@ class _Setup:
             else:
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence freezes a member; it is reported
                     hs = pop.fit(training, epochs, self.batch_size, evaluation_data, seed=self.seed,
-                                 threads=self.threads, **flags)
+                                 threads=self.threads, announce=self.announce, **flags)
                 return hs, pop.networks, [d is not None for d in pop.diverged], f"one population of {len(etas)}"
         hs, nets, diverged = [], [], []
         for eta, lm in zip(etas, lmbdas):
             net = self.network_for()
             try:
                 h = net.fit(training, epochs, self.batch_size, eta, lmbda=lm, evaluation_data=evaluation_data,
-                            seed=self.seed, threads=self.threads, **flags)
+                            seed=self.seed, threads=self.threads, announce=self.announce, **flags)
                 diverged.append(False)
             except DivergenceError:
                 h = History()  # diverged: nothing usable recorded
@@ -455,7 +456,7 @@ def _step_epochs(s: _Setup, eta: float, patience: int, max_epochs: int) -> tuple
     net = s.network_for()
     try:
         h = net.fit(s.training, max_epochs, s.batch_size, eta, evaluation_data=s.validation, seed=s.seed,
-                    callbacks=[EarlyStopping(patience)], threads=s.threads)
+                    callbacks=[EarlyStopping(patience)], threads=s.threads, announce=s.announce)
         acc = h.evaluation_accuracy
     except DivergenceError:
         acc = []
@@ -524,7 +525,7 @@ def _step_schedule(s: _Setup, eta: float, lmbda: float, epochs: int, fixed_best:
     net = s.network_for()
     try:
         h = net.fit(s.training, max_epochs, s.batch_size, eta, lmbda=lmbda, evaluation_data=s.validation,
-                    seed=s.seed, callbacks=[HalveOnPlateau(patience)], threads=s.threads)
+                    seed=s.seed, callbacks=[HalveOnPlateau(patience)], threads=s.threads, announce=s.announce)
         acc, etas = h.evaluation_accuracy, h.eta
     except DivergenceError:
         h = History()
@@ -558,7 +559,7 @@ def _step_batch(s: _Setup, eta: float, lmbda: float, sizes: Sequence[int], secon
         net = s.network_for()
         try:
             h = net.fit(s.training, max_epochs, m, eta, lmbda=lmbda, evaluation_data=s.validation, seed=s.seed,
-                        callbacks=[_TimeBudget(seconds)], threads=s.threads)
+                        callbacks=[_TimeBudget(seconds)], threads=s.threads, announce=s.announce)
             curves[m] = (list(h.epoch_seconds), list(h.evaluation_accuracy))
         except DivergenceError:
             continue  # this size cannot train at this eta; the others are compared
@@ -592,7 +593,7 @@ def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = 
          output: str | None = None, seed: int = 0, batch_size: int = 10, eta_start: float = 0.01,
          lmbda_start: float = 1.0, patience: int = 10, max_epochs: int = 120, threshold_images: int = 5000,
          threshold_epochs: int = 3, batch_sizes: Sequence[int] = BATCH_SIZES, batch_seconds: float = 5.0,
-         threads: int | None = None, log: Callable[[str], None] = print) -> TuneResult:
+         threads: int | None = None, log: Callable[[str], None] = print, announce: bool = False) -> TuneResult:
     """Carry out the book's strategy (see the module docstring) and train the final network.
 
     Parameters
@@ -621,12 +622,17 @@ def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = 
         Step 5 trains each size for ``batch_seconds`` of wall-clock time.
     log : callable
         Receives each line of the explanation.
+    announce : bool
+        Report on standard error when the compiled engine's first compile
+        is slow ("compiling", then its seconds): the steps compile up to three
+        kernels (a population, one network at batch 10, one at 32 or more).
 
     Returns a :class:`TuneResult` whose ``network`` is the final trained network.
     """
     t_start = time.perf_counter()
     net_kwargs = {"activation": activation, "cost": cost, "init": init, "output": output}
-    s = _Setup([int(v) for v in sizes], net_kwargs, training_data, validation_data, seed, batch_size, threads, log)
+    s = _Setup([int(v) for v in sizes], net_kwargs, training_data, validation_data, seed, batch_size, threads, log,
+               announce=announce)
     s.network_for()  # bad architecture options fail here, before any training
     steps = []
     step, eta_threshold = _step_threshold(s, eta_start, threshold_images, threshold_epochs)
@@ -655,7 +661,8 @@ def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = 
         net = s.network_for()
         callbacks = [HalveOnPlateau(patience)] if use_schedule else []
         h = net.fit(training_data, max_epochs if use_schedule else epochs_final, batch, eta, lmbda=lmbda,
-                    evaluation_data=validation_data, seed=seed, callbacks=callbacks, threads=threads)
+                    evaluation_data=validation_data, seed=seed, callbacks=callbacks, threads=threads,
+                    announce=announce)
     final = {"validation_accuracy": net.accuracy(validation_data),
              "test_accuracy": net.accuracy(test_data) if test_data is not None else None,
              "epochs": h.epochs, "seconds": round(time.perf_counter() - t0, 3), "network": made,
