@@ -265,9 +265,10 @@ def test_every_fit_option_reaches_training_fit(monkeypatch):
     net = netlearn.Network([4, 3, 2])
     net.fit(("X", "y"), 2, 5, 0.1, 0.5, "ev", 7, l1=0.25, optimizer="o", monitor_evaluation_cost=True,
             monitor_evaluation_accuracy=False, monitor_training_cost=True, monitor_training_accuracy=True,
-            callbacks=["c"], verbose=True, progress=True, max_norm=3.0, resume="r", engine="numpy", threads=2)
+            callbacks=["c"], verbose=True, progress=True, max_norm=3.0, resume="r", engine="numpy", threads=2,
+            announce=False)
     assert seen.pop("positional") == (("X", "y"), 2, 5, 0.1)
     assert seen == dict(lmbda=0.5, evaluation_data="ev", seed=7, l1=0.25, optimizer="o",
                         monitor_evaluation_cost=True, monitor_evaluation_accuracy=False, monitor_training_cost=True,
                         monitor_training_accuracy=True, callbacks=["c"], verbose=True, progress=True, max_norm=3.0,
-                        resume="r", engine="numpy", threads=2)
+                        resume="r", engine="numpy", threads=2, announce=False)
