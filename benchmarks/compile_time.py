@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=10)
     p.add_argument("--sizes", default="784,30,10")
     p.add_argument("--population", action="store_true", help="a Population of 16 networks instead")
-    p.add_argument("--mu", type=float, default=0.0, help="the population's momentum (its own kernel; default 0)")
+    p.add_argument("--mu", type=float, default=0.0, help="the population's momentum (default 0)")
     p.add_argument("--by-function", type=int, default=0, metavar="N",
                    help="also list the N slowest single-function compiles (0: none)")
     args = p.parse_args(argv)
