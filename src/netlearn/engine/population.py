@@ -214,107 +214,98 @@ def pop_softmax(Z, mb):
 
 
 @inline
-def pop_step(layers, rule, T, perm, s0, mb):
-    """Back-propagate the batch through all K networks and update them in place.
-
-    Output delta (:func:`~netlearn.engine.step.delta_out`), hidden deltas with
-    the pre-update weights, then per network ``k`` the SGD rule of its own
-    ``eta_k``, ``c2_k = lmbda_k/n`` and momentum ``mu_k`` (Nielsen's
-    ``v -> mu v - eta (dC/dw + c2 w)``, ``w -> w + v``; with no momentum the
-    decay is lazy, :func:`~netlearn.engine.step.lazy_decay`).  Networks with
-    ``active[k] == 0`` are frozen: nothing of theirs changes.  The first
-    layer's deltas are left in ``D[0]`` multiplied by each network's step
-    coefficient, for :func:`pop_update0` to add to the batch's non-zero input
-    rows of ``Ws[0]`` (with momentum, this function runs the decay pass over
-    its velocity).
-    """
-    A, D, Ws, bs, Vs, Vbs = layers.A, layers.D, layers.Ws, layers.bs, layers.Vs, layers.Vbs
-    kind, acts, scales, etas, c2s, mus, active, momentum, coef = rule
-    L = len(Ws)
-    K = etas.shape[0]
+def pop_output_delta(dL, aL, T, perm, s0, mb, kind, code):
+    """``dL[e, j, k]`` = :func:`~netlearn.engine.step.delta_out` of output ``j`` of network ``k`` for example ``e``."""
+    K = dL.shape[2]
     inv_m = 1.0 / mb
-    # ---- output delta
-    aL = A[L - 1]
-    dL = D[L - 1]
-    J = aL.shape[1]
     for e in range(mb):
         r = perm[s0 + e]
-        for j in range(J):
+        for j in range(dL.shape[1]):
             t = T[r, j]
             for k in range(K):
-                dL[e, j, k] = delta_out(aL[e, j, k], t, kind, acts[L - 1], inv_m)
-    # ---- hidden deltas, with the pre-update weights
-    for l in range(L - 1, 0, -1):
-        W = Ws[l]
-        dn = D[l]
-        dp = D[l - 1]
-        u = A[l - 1]
-        I, J = W.shape[0], W.shape[1]
-        for e in range(mb):
-            for i in range(I):
-                for k in range(K):
-                    dp[e, i, k] = 0.0
-                # (16 networks per step: K is padded to a multiple of 16)
-                for j in range(J):
-                    for k in range(0, K, B):
-                        vmuladd(dp, (e * I + i) * K + k, W, (i * J + j) * K + k, dn, (e * J + j) * K + k)
-                for k in range(K):
-                    dp[e, i, k] *= scales[l, k] * derivative(u[e, i, k], acts[l - 1])
-    # ---- per-network coefficients of the gradient step
-    for l in range(L):
-        W = Ws[l]
-        d = D[l]
-        b = bs[l]
-        I, J = W.shape[0], W.shape[1]
-        if momentum:
-            V = Vs[l]
-            Vb = Vbs[l]
+                dL[e, j, k] = delta_out(aL[e, j, k], t, kind, code, inv_m)
+
+
+@inline
+def pop_hidden_delta(dp, dn, W, u, scale, code, mb):
+    """``dp = s (dn W^T) * f'(u)`` per network: the delta of a hidden layer from the next one's, pre-update ``W``."""
+    I, J, K = W.shape
+    for e in range(mb):
+        for i in range(I):
             for k in range(K):
-                coef[k] = -etas[k] * active[k]
-            if l > 0:  # the first layer's decay pass runs over all rows below
-                momentum_decay(V, W, mus, etas, c2s)
-        else:
-            for k in range(K):
-                if active[k] != 0.0:
-                    s, fold = lazy_decay(scales[l, k], etas[k], c2s[k])
-                    if fold != 1.0:
-                        for i in range(I):
-                            for j in range(J):
-                                W[i, j, k] *= fold
-                    scales[l, k] = s
-                    coef[k] = -etas[k] / s
-                else:
-                    coef[k] = 0.0
-        # bias: b -> b - eta sum_e delta (or through its velocity), each network with its own eta
-        for j in range(J):
-            for k in range(K):
-                acc = d[0, j, k]
-                for e in range(1, mb):
-                    acc += d[e, j, k]
-                if momentum:
-                    Vb[j, k] = mus[k] * Vb[j, k] - etas[k] * active[k] * acc
-                    b[j, k] += Vb[j, k]
-                else:
-                    b[j, k] -= etas[k] * active[k] * acc
-        # scale the deltas by coef_k (the bias step above has used them)
-        for e in range(mb):
+                dp[e, i, k] = 0.0
+            # (16 networks per step: K is padded to a multiple of 16)
             for j in range(J):
-                for k in range(K):
-                    d[e, j, k] *= coef[k]
+                for k in range(0, K, B):
+                    vmuladd(dp, (e * I + i) * K + k, W, (i * J + j) * K + k, dn, (e * J + j) * K + k)
+            for k in range(K):
+                dp[e, i, k] *= scale[k] * derivative(u[e, i, k], code)
+
+
+@inline
+def pop_decay(l, W, V, rule):
+    """Each network's weight decay on layer ``l`` and its gradient step's coefficient ``coef[k]``.
+
+    With momentum, ``V -> mu V - eta c2 W`` (the first layer's after its
+    gradient step) and ``coef = -eta``; without, the lazy decay of the scale
+    ``s`` and ``coef = -eta / s``; frozen networks get ``coef = 0``.
+    """
+    scales, etas, c2s, active, coef = rule.scales, rule.etas, rule.c2s, rule.active, rule.coef
+    I, J, K = W.shape
+    if rule.momentum:
+        for k in range(K):
+            coef[k] = -etas[k] * active[k]
         if l > 0:
-            target = Vs[l] if momentum else W
-            u = A[l - 1]
-            for e in range(mb):
+            momentum_decay(V, W, rule.mus, etas, c2s)
+        return
+    for k in range(K):
+        if active[k] != 0.0:
+            s, fold = lazy_decay(scales[l, k], etas[k], c2s[k])
+            if fold != 1.0:
                 for i in range(I):
                     for j in range(J):
-                        for k in range(0, K, B):
-                            vmuladd(target, (i * J + j) * K + k, u, (e * I + i) * K + k, d, (e * J + j) * K + k)
+                        W[i, j, k] *= fold
+            scales[l, k] = s
+            coef[k] = -etas[k] / s
+        else:
+            coef[k] = 0.0
+
+
+@inline
+def pop_bias_step(b, Vb, d, rule, mb):
+    """``b -> b - eta sum_e delta`` (or through its velocity ``Vb``), each network with its own ``eta``."""
+    etas, mus, active, momentum = rule.etas, rule.mus, rule.active, rule.momentum
+    J, K = b.shape
+    for j in range(J):
+        for k in range(K):
+            acc = d[0, j, k]
+            for e in range(1, mb):
+                acc += d[e, j, k]
             if momentum:
-                pop_momentum0(W, Vs[l])
-        elif momentum:
-            # (pop_update0 adds x_i * delta, delta scaled by coef_k above, to the used rows)
-            momentum_decay(Vs[0], W, mus, etas, c2s)
-    # (the first layer's step itself is pop_update0, run next)
+                Vb[j, k] = mus[k] * Vb[j, k] - etas[k] * active[k] * acc
+                b[j, k] += Vb[j, k]
+            else:
+                b[j, k] -= etas[k] * active[k] * acc
+
+
+@inline
+def scale_deltas(d, coef, mb):
+    """``d[e, j, k] *= coef[k]``: each network's deltas times its step coefficient."""
+    for e in range(mb):
+        for j in range(d.shape[1]):
+            for k in range(d.shape[2]):
+                d[e, j, k] *= coef[k]
+
+
+@inline
+def pop_weight_step(target, u, d, mb):
+    """``target[i, j, k] += sum_e u[e, i, k] d[e, j, k]``: a later layer's gradient step (``d`` already scaled)."""
+    I, J, K = target.shape
+    for e in range(mb):
+        for i in range(I):
+            for j in range(J):
+                for k in range(0, K, B):
+                    vmuladd(target, (i * J + j) * K + k, u, (e * I + i) * K + k, d, (e * J + j) * K + k)
 
 
 @helper
@@ -343,7 +334,9 @@ def pop_train(inp, index, layers, rule, perm, start, stop, m, bid):
 
     One call per epoch instead of several Python calls per mini-batch; each
     batch is :func:`pop_gather`, :func:`pop_forward0`, :func:`pop_forward`
-    (with the activations), :func:`pop_step`, :func:`pop_update0` and, with
+    (with the activations), :func:`pop_output_delta`, :func:`pop_hidden_delta`, per
+    layer :func:`pop_decay`, :func:`pop_bias_step`, :func:`scale_deltas` and
+    :func:`pop_weight_step`, then :func:`pop_update0` and, with
     momentum, :func:`pop_momentum0`.  ``bid`` numbers the batches for
     :func:`pop_gather` (``stamp`` must hold no number from ``bid`` on);
     returns the next unused number.
@@ -361,7 +354,25 @@ def pop_train(inp, index, layers, rule, perm, start, stop, m, bid):
         for l in range(1, L):
             pop_forward(A[l - 1], Ws[l], bs[l], scales[l], A[l], mb)
             pop_activate(A[l], mb, acts[l])
-        pop_step(layers, rule, inp.T, perm, s0, mb)
+        # back-propagate through all K networks (deltas with the pre-update weights), then step each layer
+        pop_output_delta(layers.D[L - 1], A[L - 1], inp.T, perm, s0, mb, rule.kind, acts[L - 1])
+        for l in range(L - 1, 0, -1):
+            pop_hidden_delta(layers.D[l - 1], layers.D[l], Ws[l], A[l - 1], scales[l], acts[l - 1], mb)
+        # each layer's SGD step for every network k, with its own eta_k, c2_k = lmbda_k/n and mu_k: Nielsen's
+        # v -> mu v - eta (dC/dw + c2 w), w -> w + v with momentum, else a lazy decay; frozen networks
+        # (active[k] == 0) do not change
+        for l in range(L):
+            W, d = Ws[l], layers.D[l]
+            pop_decay(l, W, layers.Vs[l], rule)
+            pop_bias_step(bs[l], layers.Vbs[l], d, rule, mb)
+            scale_deltas(d, rule.coef, mb)  # (the bias step has used them unscaled)
+            if l > 0:
+                pop_weight_step(layers.Vs[l] if momentum else W, A[l - 1], d, mb)
+                if momentum:
+                    pop_momentum0(W, layers.Vs[l])
+            elif momentum:
+                # (the first layer's gradient goes into its velocity by pop_update0, below, after this decay)
+                momentum_decay(layers.Vs[0], W, rule.mus, rule.etas, rule.c2s)
         pop_update0(index, nu, layers.V0 if momentum else layers.W0, layers.D0)
         if momentum:
             pop_momentum0(Ws[0], layers.Vs[0])
