@@ -10,7 +10,7 @@ import pytest
 
 import netlearn
 from netlearn import engine, optimizers
-from netlearn.engine import inputs, single
+from netlearn.engine import inputs, single, support
 from netlearn.training import Callback, DivergenceError
 
 
@@ -283,8 +283,11 @@ def test_row_by_row_kernel_is_the_one_used(monkeypatch):
     assert not single.CompiledEpochs(net, opt, X, T, 10, threads=2).rows_mode
     small = single.CompiledEpochs(net, opt, X, T, 10, threads=2)
     assert small.threads == 1  # the example-by-example kernel runs on one thread
-    monkeypatch.setattr(single, "ROWS_MAX_BYTES", 1000)
+    assert single.CompiledEpochs(net, opt, X, T, 40, threads=2).key == "train_rows:2:float32"
+    assert small.key == "train:2:float32"
+    monkeypatch.setattr(support, "ROWS_MAX_BYTES", 1000)
     assert not single.CompiledEpochs(net, opt, X, T, 40).rows_mode
+    assert single.CompiledEpochs(net, opt, X, T, 40).key == "train:2:float32"
 
 
 @pytest.mark.parametrize("threads", [1, 2])

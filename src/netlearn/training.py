@@ -107,6 +107,24 @@ def _optimizer(optimizer, eta) -> optimizers.Optimizer:
 AUTO_MIN_EXAMPLES = 20_000
 
 
+def _compiled_wanted(engine: str, n: int, epochs: int) -> bool:
+    """Whether a run of ``epochs`` epochs over ``n`` examples is for the compiled engine, if it applies."""
+    return engine == "numba" or (engine == "auto" and n * epochs >= AUTO_MIN_EXAMPLES)
+
+
+def expects_compiled(net, opt: optimizers.Optimizer, n: int, epochs: int, engine: str | None = None) -> bool:
+    """Whether :func:`choose_engine` takes the compiled path for such a run (on data of ``net``'s dtype),
+    decided without importing Numba (to compile its kernel ahead, :mod:`netlearn.engine.background`)."""
+    if not _compiled_wanted(engine_setting(engine), n, epochs):
+        return False
+    try:
+        describe(net)
+        sgd_coefficients(opt)
+    except EngineUnavailable:
+        return False
+    return True
+
+
 def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, batch_size: int,
                   epochs: int = 1, threads: int | None = None, announce: bool = False):
     """The compiled epoch runner (:class:`netlearn.engine.single.CompiledEpochs`) or None for the NumPy path.
@@ -123,9 +141,7 @@ def choose_engine(engine: str | None, net, opt, X: np.ndarray, T: np.ndarray, ba
     """
     engine = engine_setting(engine)
     resolve_threads(threads, batch_size)  # (a bad value is an error whichever engine trains)
-    if engine == "numpy":
-        return None
-    if engine == "auto" and X.shape[0] * epochs < AUTO_MIN_EXAMPLES:
+    if not _compiled_wanted(engine, X.shape[0], epochs):
         return None
     try:
         describe(net)

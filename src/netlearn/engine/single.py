@@ -45,14 +45,15 @@ import numpy as np
 
 from ..backend import namespace
 from ..layers.dense import Dense
-from .codes import ROWS_MAX_BYTES, ROWS_MIN_BATCH, B, pad_width
+from . import background
+from .codes import B, pad_width
 from .compiler import compile_with_notice, helper, inline, jit
 from .inputs import PREFETCH, Inputs, prefetch_example, sparse_rows
 from .intrinsics import (PANEL, as_dtype_of, small_code, store_index, vaxpy, vaxpy4, vdot, vpanel_pairs,
                          vrows)
 from .step import (activate_row, bias_step, decay_rows, derivative, output_deltas, scale_rows,
                    times_derivative)
-from .support import EngineUnavailable, describe, resolve_threads, sgd_coefficients
+from .support import EngineUnavailable, describe, kernel_key, resolve_threads, row_by_row, sgd_coefficients
 from .threads import atomic_store, barrier, run_parallel
 
 
@@ -563,9 +564,9 @@ class CompiledEpochs:
         # Row-by-row path (batches of ROWS_MIN_BATCH or more) and its threads.
         self.threads = resolve_threads(threads, m)
         cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
-        # (filed pairs of value and example number, in the threads' lists and, beyond two threads, copied)
-        self.rows_mode = (ROWS_MIN_BATCH <= m < 2 ** 31
-                          and 2 * self.threads * n_in * 2 * cap * X.dtype.itemsize <= ROWS_MAX_BYTES)
+        self.rows_mode = row_by_row(m, self.threads, n_in, X.dtype.itemsize)
+        #: Which kernel and argument types (see :func:`~netlearn.engine.support.kernel_key`).
+        self.key = kernel_key(m, threads, [n_in] + [d.n_out for d in dense], X.dtype)
         if not self.rows_mode:
             self.threads, cap = 1, 1
         t = self.threads
@@ -598,11 +599,17 @@ class CompiledEpochs:
     def compile(self, announce: bool = False) -> None:
         """Compile (or load from the cache) the kernel for these argument types by running no batches.
 
-        With ``announce``, a compile that takes a while is reported on standard error.
+        With ``announce``, a compile that takes a while is reported on standard error.  Where a child
+        process is compiling this kernel ahead (:mod:`netlearn.engine.background`), it waits for it.
         """
         none = np.empty(0, np.intp)
         what = "training kernel" + (" (row by row)" if self.rows_mode else "")
-        compile_with_notice(lambda: self._call(none, 0, 0, Rule(0.0, 0.0, 0.0)), what, announce)
+
+        def build() -> None:
+            background.wait(self.key)  # (a child compiling it ahead: then it loads from the cache)
+            self._call(none, 0, 0, Rule(0.0, 0.0, 0.0))
+
+        compile_with_notice(build, what, announce)
 
     def reindex(self) -> None:
         """Index the non-zeros of the training inputs again (after a callback rewrote them in place).

@@ -20,7 +20,7 @@ from .. import costs
 from ..layers import activations
 from ..layers.dense import Dense
 from ..optimizers import Optimizer, add_decayed_weights, add_l1, scale_by_learning_rate
-from .codes import ACTIVATION_CODES, CHAINED, FUSED, HINGE, MAX_AUTO_THREADS, SOFTMAX
+from .codes import ACTIVATION_CODES, CHAINED, FUSED, HINGE, MAX_AUTO_THREADS, ROWS_MAX_BYTES, ROWS_MIN_BATCH, SOFTMAX
 
 #: The values of ``engine=`` and ``NETLEARN_ENGINE``.
 ENGINES = ("auto", "numpy", "numba")
@@ -158,3 +158,25 @@ def resolve_threads(threads: int | None, batch_size: int) -> int:
     if threads > 1 and sys.platform == "win32":  # pragma: no cover
         raise ValueError("threads > 1 needs a POSIX system (the threads wait with sched_yield); use threads=1.")
     return int(threads)
+
+
+def row_by_row(m: int, threads: int, n_in: int, itemsize: int) -> bool:
+    """Whether mini-batches of ``m`` examples (``threads`` threads, ``n_in`` inputs) take the row-by-row kernel.
+
+    Batches of ``ROWS_MIN_BATCH`` or more, as long as the buffers that file a
+    batch's non-zero inputs by position (pairs of value and example number,
+    per thread, a thread's share of a batch being up to all of it) fit in
+    ``ROWS_MAX_BYTES``; smaller batches go example by example.
+    """
+    return ROWS_MIN_BATCH <= m < 2 ** 31 and 2 * threads * n_in * 2 * m * itemsize <= ROWS_MAX_BYTES
+
+
+def kernel_key(m: int, threads: int | None, sizes, dtype: Any) -> str:
+    """The one-network kernel (and its argument types) that a run compiles: ``"<kernel>:<layers>:<dtype>"``.
+
+    ``m``: the mini-batch size, at most the number of examples.  Two runs with
+    the same key use the same compiled code.
+    """
+    t = resolve_threads(threads, m)
+    rows = row_by_row(m, t, int(sizes[0]), np.dtype(dtype).itemsize)
+    return f"{'train_rows' if rows else 'train'}:{len(sizes) - 1}:{np.dtype(dtype).name}"

@@ -63,11 +63,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import optimizers
 from ..callbacks import EarlyStopping
+from ..engine import background
 from ..network import Network
 from ..population import Population
 from ..schedules import HalveOnPlateau
-from ..training import Callback, DivergenceError, History, TrainingState
+from ..training import Callback, DivergenceError, History, TrainingState, expects_compiled
 from ..plot import BOOK_BLUE, BOOK_ORANGE, save_figure
 
 #: The coarse search: eta by factors of ten from 0.01 up (and below 0.01 when even 0.01 fails).
@@ -588,12 +590,22 @@ def _step_batch(s: _Setup, eta: float, lmbda: float, sizes: Sequence[int], secon
     return step, best
 
 
+def _compile_ahead(s: _Setup, batch_sizes: Sequence[int], max_epochs: int) -> None:
+    """Start compiling the kernels of the one-network runs of steps 2-5 in a second process, if they use them."""
+    net = s.network_for()
+    n = s.training[0].shape[0]
+    if expects_compiled(net, optimizers.get(None, 1.0), n, max_epochs):
+        background.ahead([(s.sizes, net.dtype, min(int(m), n), s.threads)
+                          for m in dict.fromkeys([s.batch_size, *batch_sizes])])
+
+
 def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = (784, 30, 10), *,
          activation: str | Sequence[str] = "sigmoid", cost: str = "cross-entropy", init: str = "default",
          output: str | None = None, seed: int = 0, batch_size: int = 10, eta_start: float = 0.01,
          lmbda_start: float = 1.0, patience: int = 10, max_epochs: int = 120, threshold_images: int = 5000,
          threshold_epochs: int = 3, batch_sizes: Sequence[int] = BATCH_SIZES, batch_seconds: float = 5.0,
-         threads: int | None = None, log: Callable[[str], None] = print, announce: bool = False) -> TuneResult:
+         threads: int | None = None, log: Callable[[str], None] = print, announce: bool = False,
+         compile_ahead: bool = True) -> TuneResult:
     """Carry out the book's strategy (see the module docstring) and train the final network.
 
     Parameters
@@ -626,6 +638,11 @@ def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = 
         Report on standard error when the compiled engine's first compile
         is slow ("compiling", then its seconds): the steps compile up to three
         kernels (a population, one network at batch 10, one at 32 or more).
+    compile_ahead : bool
+        Compile the one-network kernels of steps 2-5 in a second process
+        while the populations of steps 1 and 3 train
+        (:mod:`netlearn.engine.background`): on two cores, the first run's
+        compiles then overlap instead of adding up.  The results are the same.
 
     Returns a :class:`TuneResult` whose ``network`` is the final trained network.
     """
@@ -634,6 +651,8 @@ def tune(training_data, validation_data, test_data=None, sizes: Sequence[int] = 
     s = _Setup([int(v) for v in sizes], net_kwargs, training_data, validation_data, seed, batch_size, threads, log,
                announce=announce)
     s.network_for()  # bad architecture options fail here, before any training
+    if compile_ahead:
+        _compile_ahead(s, batch_sizes, max_epochs)
     steps = []
     step, eta_threshold = _step_threshold(s, eta_start, threshold_images, threshold_epochs)
     steps.append(step)
