@@ -91,15 +91,16 @@ def test_large_batches_are_left_to_compile_where_used():
 def test_expects_compiled_follows_the_engine_choice(monkeypatch):
     monkeypatch.delenv("NETLEARN_ENGINE", raising=False)
     net = netlearn.Network([20, 7, 4])
-    sgd = optimizers.get(None, 0.1)
-    assert expects_compiled(net, sgd, 50_000, 2)
-    assert not expects_compiled(net, sgd, 100, 2)  # too short to repay loading the kernel
-    assert expects_compiled(net, sgd, 100, 2, engine="numba")
-    assert not expects_compiled(net, sgd, 50_000, 2, engine="numpy")
-    assert not expects_compiled(net, optimizers.get("adam", 0.001), 50_000, 2)
-    assert not expects_compiled(netlearn.Network([20, 7, 4], dropout=0.5), sgd, 50_000, 2)
+    assert expects_compiled(net, 50_000, 2, 0.1, lmbda=5.0, l1=1.0)
+    assert not expects_compiled(net, 100, 2, 0.1)  # too short to repay loading the kernel
+    assert expects_compiled(net, 100, 2, 0.1, engine="numba")
+    assert not expects_compiled(net, 50_000, 2, 0.1, engine="numpy")
+    assert not expects_compiled(net, 50_000, 2, optimizer=optimizers.get("adam", 0.001))
+    assert not expects_compiled(net, 50_000, 2, 0.1, max_norm=3.0)
+    assert not expects_compiled(net, 50_000, 2, -1.0)  # a bad setting: fit says what is wrong
+    assert not expects_compiled(netlearn.Network([20, 7, 4], dropout=0.5), 50_000, 2, 0.1)
     monkeypatch.setenv("NETLEARN_ENGINE", "numpy")
-    assert not expects_compiled(net, sgd, 50_000, 2)
+    assert not expects_compiled(net, 50_000, 2, 0.1)
 
 
 def tiny(n: int, seed: int):

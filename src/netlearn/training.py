@@ -87,6 +87,21 @@ def _noise_rng(seed) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
 
 
+def _regularized(opt: optimizers.Optimizer, lmbda: float, l1: float, max_norm: float | None,
+                 n: int) -> optimizers.Optimizer:
+    """``opt`` with the book's L2 and L1 decay (``lmbda/n``, ``l1/n``) before it and max-norm after it."""
+    reg = []
+    if lmbda:
+        reg.append(L2(lmbda).transform(n))
+    if l1:
+        reg.append(L1(l1).transform(n))
+    if reg:
+        opt = opt.prepend(*reg)
+    if max_norm is not None:
+        opt = opt.append(MaxNorm(max_norm).transform())
+    return opt
+
+
 def _optimizer(optimizer, eta) -> optimizers.Optimizer:
     """The optimizer fit trains with: a copy of one given (its state and rate are the run's own), or one by name."""
     if isinstance(optimizer, optimizers.Optimizer):
@@ -112,15 +127,22 @@ def _compiled_wanted(engine: str, n: int, epochs: int) -> bool:
     return engine == "numba" or (engine == "auto" and n * epochs >= AUTO_MIN_EXAMPLES)
 
 
-def expects_compiled(net, opt: optimizers.Optimizer, n: int, epochs: int, engine: str | None = None) -> bool:
-    """Whether :func:`choose_engine` takes the compiled path for such a run (on data of ``net``'s dtype),
-    decided without importing Numba (to compile its kernel ahead, :mod:`netlearn.engine.background`)."""
-    if not _compiled_wanted(engine_setting(engine), n, epochs):
-        return False
+def expects_compiled(net, n: int, epochs: int, eta: float | None = None, *, lmbda: float = 0.0, l1: float = 0.0,
+                     optimizer: str | optimizers.Optimizer | None = None, max_norm: float | None = None,
+                     engine: str | None = None) -> bool:
+    """Whether ``fit`` with these settings, on ``n`` examples, trains on the compiled engine.
+
+    Decided as :func:`choose_engine` decides, without the data and without
+    importing Numba: to start compiling the kernel ahead
+    (:mod:`netlearn.engine.background`) while the data is still loading.
+    Bad settings give False (``fit`` itself reports them).
+    """
     try:
+        if not _compiled_wanted(engine_setting(engine), n, epochs):
+            return False
         describe(net)
-        sgd_coefficients(opt)
-    except EngineUnavailable:
+        sgd_coefficients(_regularized(_optimizer(optimizer, eta), L2(lmbda).lmbda, L1(l1).lmbda, max_norm, n))
+    except (EngineUnavailable, ValueError, TypeError):
         return False
     return True
 
@@ -229,7 +251,6 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
     opt = _optimizer(optimizer, eta)
-    reg = []
     lmbda = L2(lmbda).lmbda
     l1 = L1(l1).lmbda
     X, y = check_data(training_data, net.n_in, net.n_out, net.dtype)
@@ -237,14 +258,7 @@ def fit(net, training_data, epochs: int, batch_size: int, eta: float | None = No
     if evaluation_data is not None:
         evaluation = check_data(evaluation_data, net.n_in, net.n_out, net.dtype, name="evaluation_data")
     n = X.shape[0]
-    if lmbda:
-        reg.append(L2(lmbda).transform(n))
-    if l1:
-        reg.append(L1(l1).transform(n))
-    if reg:
-        opt = opt.prepend(*reg)
-    if max_norm is not None:
-        opt = opt.append(MaxNorm(max_norm).transform())
+    opt = _regularized(opt, lmbda, l1, max_norm, n)
     if monitor_evaluation_accuracy is None:
         monitor_evaluation_accuracy = evaluation is not None
 

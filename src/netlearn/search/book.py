@@ -63,7 +63,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import optimizers
 from ..callbacks import EarlyStopping
 from ..engine import background
 from ..network import Network
@@ -594,7 +593,7 @@ def _compile_ahead(s: _Setup, batch_sizes: Sequence[int], max_epochs: int) -> No
     """Start compiling the kernels of the one-network runs of steps 2-5 in a second process, if they use them."""
     net = s.network_for()
     n = s.training[0].shape[0]
-    if expects_compiled(net, optimizers.get(None, 1.0), n, max_epochs):
+    if expects_compiled(net, n, max_epochs, 1.0, lmbda=1.0, engine=None):
         background.ahead([(s.sizes, net.dtype, min(int(m), n), s.threads)
                           for m in dict.fromkeys([s.batch_size, *batch_sizes])])
 
