@@ -61,7 +61,7 @@ def _keyed(dispatcher):
 #: which keeps it alive for the call), so Numba's increments and decrements of each array in the bundles
 #: were pure overhead to compile: they were about half the population kernel's unoptimized IR (660
 #: calls in 21,500 lines, 12,300 lines without), all removed again by LLVM.  About a tenth off the
-#: first compile of the population and row-by-row kernels (paired runs); the machine code is the same.
+#: first compile of the population and row-by-row kernels (paired runs); training gives the same bits.
 _jit = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cfunc_wrapper=True, _nrt=False)
 
 
