@@ -27,7 +27,7 @@ from .regularizers import L1, L2, MaxNorm
 from .validation import check_data, check_int, check_positive
 
 # Re-exported: scripts import these from here (their homes are netlearn.callbacks and netlearn.history).
-__all__ = ["fit", "choose_engine", "Callback", "TrainingState", "Monitor", "EpochLog", "History", "FIGURES",
+__all__ = ["fit", "choose_engine", "expects_compiled", "Callback", "TrainingState", "Monitor", "EpochLog", "History", "FIGURES",
            "DivergenceError", "format_epoch", "divergence_limit", "diverged"]
 
 
@@ -133,8 +133,8 @@ def expects_compiled(net, n: int, epochs: int, eta: float | None = None, *, lmbd
     """Whether ``fit`` with these settings, on ``n`` examples, trains on the compiled engine.
 
     Decided as :func:`choose_engine` decides, without the data and without
-    importing Numba: to start compiling the kernel ahead
-    (:mod:`netlearn.engine.background`) while the data is still loading.
+    importing Numba: to start compiling the kernel ahead in another process
+    (:mod:`netlearn.engine.background`) while this one does something else.
     Bad settings give False (``fit`` itself reports them).
     """
     try:
