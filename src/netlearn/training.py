@@ -27,8 +27,8 @@ from .regularizers import L1, L2, MaxNorm
 from .validation import check_data, check_int, check_positive
 
 # Re-exported: scripts import these from here (their homes are netlearn.callbacks and netlearn.history).
-__all__ = ["fit", "choose_engine", "expects_compiled", "Callback", "TrainingState", "Monitor", "EpochLog", "History", "FIGURES",
-           "DivergenceError", "format_epoch", "divergence_limit", "diverged"]
+__all__ = ["fit", "choose_engine", "expects_compiled", "Callback", "TrainingState", "Monitor", "EpochLog", "History",
+           "FIGURES", "DivergenceError", "format_epoch", "divergence_limit", "diverged"]
 
 
 def divergence_limit(dtype) -> float:

@@ -31,10 +31,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .support import kernel_key
+from .support import kernel_key, resolve_threads, row_by_row
 
 #: The longest a process waits for a child's kernel before compiling it itself.
 WAIT_SECONDS = 600.0
+
+#: A run whose mini-batch of synthetic inputs would take more than this is compiled where it is used.
+MAX_SYNTHETIC_BYTES = 40 << 20
 
 #: Kernel key -> set when the child has compiled it, or has ended without it.
 _events: dict[str, threading.Event] = {}
@@ -48,18 +51,20 @@ def ahead(runs: Sequence[tuple[Sequence[int], Any, int, int | None]]) -> list[st
     Each run is ``(sizes, dtype, m, threads)``: the layer sizes, the dtype,
     the mini-batch size (at most the number of examples) and ``fit``'s
     ``threads``.  Kernels already started by an earlier call, or sharing a
-    key (:func:`~netlearn.engine.support.kernel_key`), are compiled once.  A run whose mini-batch needs
-    more than about 40 MB of synthetic data is left to compile where it is used.
+    key (:func:`~netlearn.engine.support.kernel_key`), are compiled once.  A
+    run whose mini-batch needs more than ``MAX_SYNTHETIC_BYTES`` of synthetic
+    inputs is left to compile where it is used.
     """
     jobs, keys = [], []
     with _lock:
         for sizes, dtype, m, threads in runs:
             sizes, dt = [int(v) for v in sizes], np.dtype(dtype)
             try:
-                key = kernel_key(m, threads, sizes, dt)
+                rows = row_by_row(m, resolve_threads(threads, m), sizes[0], dt.itemsize)
             except ValueError:  # (bad threads: the run itself says so)
                 continue
-            if key in _events or key in keys or m * sizes[0] * dt.itemsize > 40 << 20:
+            key = kernel_key(rows, len(sizes) - 1, dt)
+            if key in _events or key in keys or m * sizes[0] * dt.itemsize > MAX_SYNTHETIC_BYTES:
                 continue
             jobs.append({"sizes": sizes, "dtype": dt.name, "m": int(m), "threads": threads})
             keys.append(key)

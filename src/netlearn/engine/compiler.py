@@ -70,8 +70,8 @@ def jit(fn: Callable) -> CPUDispatcher:
     return _keyed(_jit(fn))
 
 
-_helper = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cpython_wrapper=True, _nrt=False,
-                     no_cfunc_wrapper=True)
+_helper = numba.njit(cache=True, fastmath=FASTMATH, nogil=True, error_model="numpy", no_cpython_wrapper=True,
+                     no_cfunc_wrapper=True, _nrt=False)
 
 
 class Helper(CPUDispatcher):

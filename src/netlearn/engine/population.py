@@ -246,17 +246,16 @@ def pop_hidden_delta(dp, dn, W, u, scale, code, mb):
 def pop_decay(l, W, V, rule):
     """Each network's weight decay on layer ``l`` and its gradient step's coefficient ``coef[k]``.
 
-    With momentum, ``V -> mu V - eta c2 W`` (the first layer's after its
-    gradient step) and ``coef = -eta``; without, the lazy decay of the scale
-    ``s`` and ``coef = -eta / s``; frozen networks get ``coef = 0``.
+    With momentum, ``V -> mu V - eta c2 W`` (the gradient is added to ``V``
+    next) and ``coef = -eta``; without, the lazy decay of the scale ``s`` and
+    ``coef = -eta / s``; frozen networks get ``coef = 0``.
     """
     scales, etas, c2s, active, coef = rule.scales, rule.etas, rule.c2s, rule.active, rule.coef
     I, J, K = W.shape
     if rule.momentum:
         for k in range(K):
             coef[k] = -etas[k] * active[k]
-        if l > 0:
-            momentum_decay(V, W, rule.mus, etas, c2s)
+        momentum_decay(V, W, rule.mus, etas, c2s)
         return
     for k in range(K):
         if active[k] != 0.0:
@@ -366,13 +365,10 @@ def pop_train(inp, index, layers, rule, perm, start, stop, m, bid):
             pop_decay(l, W, layers.Vs[l], rule)
             pop_bias_step(bs[l], layers.Vbs[l], d, rule, mb)
             scale_deltas(d, rule.coef, mb)  # (the bias step has used them unscaled)
-            if l > 0:
+            if l > 0:  # (the first layer's gradient step is pop_update0's, below)
                 pop_weight_step(layers.Vs[l] if momentum else W, A[l - 1], d, mb)
                 if momentum:
                     pop_momentum0(W, layers.Vs[l])
-            elif momentum:
-                # (the first layer's gradient goes into its velocity by pop_update0, below, after this decay)
-                momentum_decay(layers.Vs[0], W, rule.mus, rule.etas, rule.c2s)
         pop_update0(index, nu, layers.V0 if momentum else layers.W0, layers.D0)
         if momentum:
             pop_momentum0(Ws[0], layers.Vs[0])

@@ -566,7 +566,7 @@ class CompiledEpochs:
         cap = m  # a thread's share of a batch follows its non-zeros, so it may be most of it
         self.rows_mode = row_by_row(m, self.threads, n_in, X.dtype.itemsize)
         #: Which kernel and argument types (see :func:`~netlearn.engine.support.kernel_key`).
-        self.key = kernel_key(m, threads, [n_in] + [d.n_out for d in dense], X.dtype)
+        self.key = kernel_key(self.rows_mode, len(dense), X.dtype)
         if not self.rows_mode:
             self.threads, cap = 1, 1
         t = self.threads

@@ -171,12 +171,10 @@ def row_by_row(m: int, threads: int, n_in: int, itemsize: int) -> bool:
     return ROWS_MIN_BATCH <= m < 2 ** 31 and 2 * threads * n_in * 2 * m * itemsize <= ROWS_MAX_BYTES
 
 
-def kernel_key(m: int, threads: int | None, sizes, dtype: Any) -> str:
+def kernel_key(rows: bool, n_layers: int, dtype: Any) -> str:
     """The one-network kernel (and its argument types) that a run compiles: ``"<kernel>:<layers>:<dtype>"``.
 
-    ``m``: the mini-batch size, at most the number of examples.  Two runs with
+    ``rows``: whether it goes row by row (:func:`row_by_row`).  Two runs with
     the same key use the same compiled code.
     """
-    t = resolve_threads(threads, m)
-    rows = row_by_row(m, t, int(sizes[0]), np.dtype(dtype).itemsize)
-    return f"{'train_rows' if rows else 'train'}:{len(sizes) - 1}:{np.dtype(dtype).name}"
+    return f"{'train_rows' if rows else 'train'}:{n_layers}:{np.dtype(dtype).name}"

@@ -593,7 +593,7 @@ def _compile_ahead(s: _Setup, batch_sizes: Sequence[int], max_epochs: int) -> No
     """Start compiling the kernels of the one-network runs of steps 2-5 in a second process, if they use them."""
     net = s.network_for()
     n = s.training[0].shape[0]
-    if expects_compiled(net, n, max_epochs, 1.0, lmbda=1.0):
+    if expects_compiled(net, n, max_epochs, 1.0, lmbda=1.0):  # (its runs are plain SGD with L2)
         background.ahead([(s.sizes, net.dtype, min(int(m), n), s.threads)
                           for m in dict.fromkeys([s.batch_size, *batch_sizes])])
 
